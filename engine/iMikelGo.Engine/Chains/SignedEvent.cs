@@ -1,0 +1,92 @@
+using System.Collections.Immutable;
+using System.Text;
+using IMikelGo.Engine.Canonical;
+using IMikelGo.Engine.Signing;
+
+namespace IMikelGo.Engine.Chains;
+
+/// <summary>
+/// An event as it travels and is logged: the canonical body, its hash, and — on a chain head — the author's
+/// checkpoint signature over (account, replica, seq, hash). The signature is never part of the identity.
+/// </summary>
+public sealed class SignedEvent
+{
+    internal SignedEvent(Event @event, ImmutableArray<byte> checkpoint)
+    {
+        Event = @event;
+        Checkpoint = checkpoint;
+    }
+
+    /// <summary>The event.</summary>
+    public Event Event { get; }
+
+    /// <summary>The checkpoint signature (P1363, 64 bytes), or empty when a later checkpoint covers this event.</summary>
+    public ImmutableArray<byte> Checkpoint { get; }
+
+    /// <summary>Whether this event carries a checkpoint signature.</summary>
+    public bool IsCheckpoint => !Checkpoint.IsDefaultOrEmpty;
+
+    /// <summary>
+    /// The log line (JSON Lines): <c>{"checkpoint":…,"event":{body},"hash":…}</c>, itself canonical. The body's
+    /// canonical bytes are recovered exactly from the line.
+    /// </summary>
+    public string ToLine() => Encoding.UTF8.GetString(ToLineBytes());
+
+    /// <summary>The log line as UTF-8 bytes.</summary>
+    public byte[] ToLineBytes()
+    {
+        var line = new ObjectBuilder()
+            .Add("event", CanonicalJson.Decode(Event.Body.AsSpan()))
+            .Add("hash", Event.Hash.Hex);
+        if (IsCheckpoint)
+        {
+            line.Add("checkpoint", Convert.ToBase64String(Checkpoint.AsSpan()));
+        }
+
+        return CanonicalJson.Encode(line.Build());
+    }
+
+    /// <summary>This event without its checkpoint signature.</summary>
+    public SignedEvent WithoutCheckpoint() => IsCheckpoint ? new SignedEvent(Event, []) : this;
+
+    /// <summary>Parses a log line strictly; the <c>hash</c> member must match the body.</summary>
+    /// <exception cref="WireFormatException">Malformed, non-canonical or inconsistent; the message says why.</exception>
+    public static SignedEvent ParseLine(ReadOnlySpan<byte> utf8Line)
+    {
+        var value = CanonicalJson.Decode(utf8Line);
+        var r = new MemberReader(value, "line");
+        var bodyValue = r.Value("event");
+        var body = CanonicalJson.Encode(bodyValue);
+        var @event = Event.FromBody(bodyValue, [.. body]);
+        var hash = r.Parsed("hash", s => new EventHash(s));
+        if (hash != @event.Hash)
+        {
+            throw new WireFormatException($"line.hash: {hash.Short}… does not match the event body's SHA-256 {@event.Hash.Short}… (the event was altered)");
+        }
+
+        var checkpoint = r.Has("checkpoint")
+            ? r.Parsed("checkpoint", s => StrictBase64.Decode(s, 64))
+            : null;
+        if (checkpoint is { Length: not 64 })
+        {
+            throw new WireFormatException("line.checkpoint: a P-256 signature is 64 bytes (r‖s)");
+        }
+
+        r.EnsureNoOthers();
+        return new SignedEvent(@event, checkpoint is null ? [] : [.. checkpoint]);
+    }
+
+    /// <summary>Parses a log line given as text.</summary>
+    public static SignedEvent ParseLine(string line) => ParseLine(Encoding.UTF8.GetBytes(line));
+
+    /// <summary>Parses a bare canonical event body (no checkpoint).</summary>
+    public static SignedEvent ParseBody(ReadOnlySpan<byte> body) => new(Event.Decode(body), []);
+
+    /// <summary>Whether the checkpoint signature is valid for <paramref name="publicKey"/>.</summary>
+    internal bool CheckpointVerifies(System.Security.Cryptography.ECDsa publicKey) =>
+        IsCheckpoint && SignatureVerifier.Verify(
+            publicKey, Signing.Checkpoint.Statement(Event.Account, Event.Replica, Event.Seq, Event.Hash), Checkpoint.AsSpan());
+
+    /// <summary>A copy carrying <paramref name="signature"/>.</summary>
+    internal SignedEvent WithCheckpoint(ImmutableArray<byte> signature) => new(Event, signature);
+}
