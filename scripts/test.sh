@@ -14,8 +14,12 @@ build_ok=1
 dotnet build iMikelGo.sln -c Release -nologo -v q || build_ok=0
 
 if [ "$build_ok" -eq 1 ]; then
-  dotnet test iMikelGo.sln -c Release --no-build -nologo \
-    --logger "trx" --logger "console;verbosity=minimal" --results-directory "$results"
+  for project in tests/*/*.Tests.csproj; do
+    name=$(basename "$project" .csproj)
+    echo "== $name"
+    dotnet test "$project" -c Release --no-build -nologo \
+      --logger "trx;LogFileName=$name.trx" --logger "console;verbosity=minimal" --results-directory "$results"
+  done
 fi
 
 passed=0; failed=0; skipped=0
