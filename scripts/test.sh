@@ -11,6 +11,7 @@ rm -rf "$results"; mkdir -p "$results"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
 build_ok=1
+missing=0
 dotnet build iMikelGo.sln -c Release -nologo -v q || build_ok=0
 
 if [ "$build_ok" -eq 1 ]; then
@@ -19,6 +20,9 @@ if [ "$build_ok" -eq 1 ]; then
     echo "== $name"
     dotnet test "$project" -c Release --no-build -nologo \
       --logger "trx;LogFileName=$name.trx" --logger "console;verbosity=minimal" --results-directory "$results"
+    if [ ! -f "$results/$name.trx" ]; then
+      echo "$name produced no test results (the test host crashed?)"; missing=$((missing + 1))
+    fi
   done
 fi
 
@@ -31,6 +35,7 @@ for trx in "$results"/*.trx; do
   passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0} + ${e:-0})); skipped=$((skipped + ${n:-0}))
 done
 [ "$build_ok" -eq 1 ] || failed=$((failed + 1))
+failed=$((failed + missing))
 if [ $((passed + failed)) -eq 0 ]; then
   echo "no test was executed"; failed=1
 fi
