@@ -1,0 +1,162 @@
+using System.Security.Cryptography;
+using System.Text;
+using IMikelGo.Engine;
+using IMikelGo.Engine.Chains;
+using IMikelGo.Engine.Events;
+using IMikelGo.Engine.Signing;
+using Microsoft.Extensions.Time.Testing;
+
+namespace IMikelGo.Benchmarks;
+
+/// <summary>
+/// A deterministic 100,000-event account: one school replica and three devices writing in batches of
+/// 100–500 events (one checkpoint per batch) and syncing with each other between rounds, so the chains carry
+/// real cross-replica dependencies and concurrent edits. Keys are derived from fixed labels; payloads come
+/// from a seeded generator. Signatures are randomized ECDSA, so the bytes differ run to run, the shape does not.
+/// </summary>
+internal sealed class EngineData
+{
+    public const int EventCount = 100_000;
+
+    private EngineData(AccountId account, IReadOnlyList<SignedEvent> events, ReplicaKey[] keys, string digest)
+    {
+        Account = account;
+        Events = events;
+        Keys = keys;
+        Digest = digest;
+        Lines = [.. events.Select(e => e.ToLine())];
+        LineBytes = [.. events.Select(e => e.ToLineBytes())];
+        Bodies = [.. events.Select(e => e.Event.Body.ToArray())];
+        Checkpoints = events.Count(e => e.IsCheckpoint);
+    }
+
+    public AccountId Account { get; }
+
+    /// <summary>Every event, per chain in sequence order (as an export or a sync delivers them).</summary>
+    public IReadOnlyList<SignedEvent> Events { get; }
+
+    /// <summary>The same events as log lines (JSON Lines).</summary>
+    public string[] Lines { get; }
+
+    /// <summary>The same events as UTF-8 log lines.</summary>
+    public byte[][] LineBytes { get; }
+
+    /// <summary>The canonical body of each event (what is hashed).</summary>
+    public byte[][] Bodies { get; }
+
+    /// <summary>School, then the three devices.</summary>
+    public ReplicaKey[] Keys { get; }
+
+    /// <summary>The calendar digest of the generating school replica.</summary>
+    public string Digest { get; }
+
+    public int Checkpoints { get; }
+
+    public long TotalBodyBytes => Bodies.Sum(b => (long)b.Length);
+
+    public static ReplicaKey Key(string label) => ReplicaKey.FromPrivateScalar(SHA256.HashData(Encoding.UTF8.GetBytes("imikelgo-bench/" + label)));
+
+    public static EngineData Build(int total = EventCount, int seed = 20260901)
+    {
+        var rng = new Random(seed);
+        var account = new AccountId("bench-anna");
+        var keys = new[] { Key("school"), Key("device-1"), Key("device-2"), Key("device-3") };
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 9, 1, 8, 0, 0, TimeSpan.Zero)) { AutoAdvanceAmount = TimeSpan.FromMilliseconds(1) };
+        var replicas = keys.Select(k => new Replica(account, k, time: time)).ToArray();
+        var school = replicas[0];
+
+        var students = Enumerable.Range(1, 60).Select(i => new StudentId($"s{i:000}")).ToArray();
+        var series = new List<SeriesPublished>();
+        for (var i = 0; i < 20; i++)
+        {
+            series.Add(new SeriesPublished(new SeriesId($"series-{i:00}"), i % 2 == 0 ? "Piano" : "Violin", (i % 5) + 1, (14 * 60) + (45 * (i / 5)), 45,
+                new RoomId($"r{(i % 4) + 1}"), [.. students.Skip(i * 3).Take(3)], new DateOnly(2026, 9, 1), new DateOnly(2027, 7, 31)));
+        }
+
+        var setup = new List<LessonEvent> { new AccountOpened("bench-school", "Anna", keys[0].PublicKey) };
+        setup.AddRange(students.Select(s => new StudentEnrolled(s, "Student " + s.Value)));
+        setup.AddRange(series);
+        setup.AddRange(keys.Skip(1).Select((k, i) => new DeviceEnrolled(k.Replica, $"device-{i + 1}", k.PublicKey)));
+        Require(school.RecordBatch(setup));
+        foreach (var device in replicas.Skip(1))
+        {
+            device.Receive(school.Ledger.Export(account));
+        }
+
+        var occurrences = series.SelectMany(s => s.Dates(_ => false).Select(d => (Series: s, Occurrence: new OccurrenceId(s.Series, d)))).ToArray();
+        var written = setup.Count;
+        var round = 0;
+        while (written < total)
+        {
+            foreach (var replica in replicas)
+            {
+                var size = Math.Min(rng.Next(100, 501), total - written);
+                if (size == 0)
+                {
+                    break;
+                }
+
+                var payloads = new List<LessonEvent>(size);
+                for (var i = 0; i < size; i++)
+                {
+                    payloads.Add(Payload(rng, occurrences, replica == school));
+                }
+
+                Require(replica.RecordBatch(payloads));
+                written += size;
+            }
+
+            // Devices pull from the school every round; the school pulls from devices every third round and
+            // relays them, so chains depend on each other and some edits are concurrent.
+            round++;
+            if (round % 3 == 0)
+            {
+                foreach (var device in replicas.Skip(1))
+                {
+                    school.Receive(device.Ledger.Export(account, school.Ledger.Heads(account)));
+                }
+            }
+
+            foreach (var device in replicas.Skip(1))
+            {
+                device.Receive(school.Ledger.Export(account, device.Ledger.Heads(account)));
+            }
+        }
+
+        foreach (var device in replicas.Skip(1))
+        {
+            school.Receive(device.Ledger.Export(account, school.Ledger.Heads(account)));
+        }
+
+        var events = school.Ledger.Export(account);
+        if (events.Count != total || school.Ledger.Held().Count != 0)
+        {
+            throw new InvalidOperationException($"generator produced {events.Count} events, {school.Ledger.Held().Count} held");
+        }
+
+        return new EngineData(account, events, keys, school.Calendar.Digest());
+    }
+
+    private static LessonEvent Payload(Random rng, (SeriesPublished Series, OccurrenceId Occurrence)[] occurrences, bool bySchool)
+    {
+        var (s, occurrence) = occurrences[rng.Next(occurrences.Length)];
+        var student = s.Students[rng.Next(s.Students.Length)];
+        var roll = rng.Next(100);
+        return roll switch
+        {
+            < 40 => new LessonHeld(occurrence, rng.Next(3) == 0 ? null : "Scales, etude no. " + rng.Next(1, 40)),
+            < 70 => new StudentAbsent(occurrence, student, rng.Next(2) == 0, rng.Next(2) == 0 ? "ill" : null),
+            < 78 => new AbsenceWithdrawn(occurrence, student),
+            < 90 => new LessonCancelled(occurrence, bySchool ? CancellationReason.SchoolClosed : CancellationReason.TeacherIll, rng.Next(2) == 0, null),
+            _ => new LessonRescheduled(occurrence, occurrence.Date.AddDays(1), 17 * 60, 45, new RoomId($"r{rng.Next(1, 5)}")),
+        };
+    }
+
+    private static void Require(RecordResult result)
+    {
+        if (!result.Succeeded)
+        {
+            throw new InvalidOperationException("generator: " + result.Error);
+        }
+    }
+}

@@ -1,0 +1,91 @@
+using System.Diagnostics;
+using IMikelGo.Engine.Chains;
+using IMikelGo.Engine.Merge;
+
+namespace IMikelGo.Benchmarks;
+
+/// <summary>Scratch Stopwatch splits of the 100,000-event ingest (run with the argument <c>profile</c>).</summary>
+internal static class Profile
+{
+    public static int Run()
+    {
+        var sw = Stopwatch.StartNew();
+        var data = EngineData.Build();
+        Console.WriteLine($"generate: {sw.ElapsedMilliseconds} ms, {data.Events.Count} events, {data.Checkpoints} checkpoints");
+
+        for (var round = 0; round < 3; round++)
+        {
+            sw.Restart();
+            var ledger = new Ledger();
+            var ingestAlloc = GC.GetAllocatedBytesForCurrentThread();
+            var report = ledger.Ingest(data.Events);
+            Console.WriteLine($"  Ingest allocated {(GC.GetAllocatedBytesForCurrentThread() - ingestAlloc) / data.Events.Count} B/event");
+            var ingest = sw.Elapsed.TotalMilliseconds;
+            sw.Restart();
+            var digest = ledger.Calendar(data.Account).Digest();
+            var digestMs = sw.Elapsed.TotalMilliseconds;
+            sw.Restart();
+            var lessons = ledger.Calendar(data.Account).Lessons();
+            var lessonsMs = sw.Elapsed.TotalMilliseconds;
+
+            // Projection alone: replay the applied events into a fresh calendar.
+            var school = data.Keys[0].Replica;
+            var calendar = new Calendar(data.Account);
+            var byType = new Dictionary<string, (long Ticks, int Count)>();
+            var gcBefore = GC.CollectionCount(0);
+            var allocBefore = GC.GetAllocatedBytesForCurrentThread();
+            sw.Restart();
+            foreach (var e in report.Applied)
+            {
+                var t0 = Stopwatch.GetTimestamp();
+                calendar.Apply(e, e.Replica == school);
+                var t = Stopwatch.GetTimestamp() - t0;
+                var (ticks, count) = byType.GetValueOrDefault(e.TypeName);
+                byType[e.TypeName] = (ticks + t, count + 1);
+            }
+
+            Console.WriteLine($"  Apply allocated {(GC.GetAllocatedBytesForCurrentThread() - allocBefore) / report.Applied.Length} B/event, gen0 GCs {GC.CollectionCount(0) - gcBefore}; by type: " +
+                string.Join(", ", byType.OrderByDescending(kv => kv.Value.Ticks).Select(kv => $"{kv.Key} {kv.Value.Count}x {kv.Value.Ticks * 1000.0 / Stopwatch.Frequency:F0} ms")));
+
+            var applyMs = sw.Elapsed.TotalMilliseconds;
+
+            // Pieces of Calendar.Apply, replayed on the full calendar.
+            sw.Restart();
+            foreach (var e in report.Applied)
+            {
+                _ = calendar.Check(e, e.Replica == school);
+            }
+
+            var checkMs = sw.Elapsed.TotalMilliseconds;
+            sw.Restart();
+            var set = new SortedSet<string>(StringComparer.Ordinal);
+            foreach (var e in report.Applied)
+            {
+                set.Add(e.Hash.Hex);
+            }
+
+            var sortedSetMs = sw.Elapsed.TotalMilliseconds;
+            sw.Restart();
+            long sum = 0;
+            foreach (var e in report.Applied)
+            {
+                sum += e.Clock[school] + e.Clock[e.Replica];
+            }
+
+            var clockMs = sw.Elapsed.TotalMilliseconds;
+            Console.WriteLine($"  Calendar.Check replay {checkMs:F0} ms, SortedSet<string>.Add of hex hashes {sortedSetMs:F0} ms, 2 clock lookups/event {clockMs:F1} ms; rejected {calendar.Rejected.Count}, conflicts {calendar.Conflicts().Count}");
+
+            // Parse alone.
+            sw.Restart();
+            foreach (var line in data.LineBytes)
+            {
+                _ = SignedEvent.ParseLine(line);
+            }
+
+            var parseMs = sw.Elapsed.TotalMilliseconds;
+            Console.WriteLine($"round {round}: Ingest {ingest:F0} ms (of which Calendar.Apply replay {applyMs:F0} ms), Digest {digestMs:F0} ms, Lessons {lessonsMs:F0} ms ({lessons.Count} lessons), ParseLine x{data.LineBytes.Length} {parseMs:F0} ms; digest ok {digest == data.Digest}");
+        }
+
+        return 0;
+    }
+}

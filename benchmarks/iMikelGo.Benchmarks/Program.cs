@@ -1,0 +1,17 @@
+using BenchmarkDotNet.Running;
+
+namespace IMikelGo.Benchmarks;
+
+internal static class Program
+{
+    private static int Main(string[] args)
+    {
+        if (args.Length > 0 && args[0] == "profile")
+        {
+            return Profile.Run();
+        }
+
+        BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+        return 0;
+    }
+}
