@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using FluentAssertions;
 using Xunit;
 
 namespace IMikelGo.Sealing.Tests;
@@ -111,5 +112,15 @@ internal sealed class TempDir : IDisposable
         catch (IOException)
         {
         }
+    }
+}
+
+public sealed class TestSupportTests
+{
+    [Fact]
+    public void Vector_facts_skip_with_a_clear_message_when_the_file_is_missing()
+    {
+        new VectorFactAttribute("no-such-vectors.txt").Skip.Should().Contain("not found").And.Contain("no-such-vectors.txt");
+        Vectors.Folder.Should().NotBeNull("the repository root is found from the test binaries or the source path");
     }
 }

@@ -1,0 +1,223 @@
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+using System.Xml.Linq;
+using FluentAssertions;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
+using Xunit;
+
+namespace IMikelGo.Sealing.Tests;
+
+public sealed class EnrollmentTests : IDisposable
+{
+    private readonly FakeTimeProvider _time = new(DateTimeOffset.UtcNow);
+    private readonly SchoolRoot _root;
+    private readonly EncryptionKeyPair _enrollmentKey = EncryptionKeyPair.Generate();
+    private readonly X509Certificate2 _enrollmentCert;
+    private readonly InMemoryPersonnelStore _personnel = new();
+    private readonly InMemorySchoolRosterStore _rosters = new();
+    private readonly EnrollmentAuthority _authority;
+    private readonly LicenseKey _license = LicenseKey.Generate();
+    private readonly SealingOptions _options = new() { Pbkdf2Iterations = 1_000 };
+
+    public EnrollmentTests()
+    {
+        _root = SchoolRoot.Create("ms-linz", _time);
+        _enrollmentCert = _root.IssueEnrollmentCertificate(_enrollmentKey.PublicKey, _time.GetUtcNow(), TimeSpan.FromDays(365));
+        _personnel.Upsert(new PersonnelRecord(_license, "acct-anna", PasswordHash.Create("Geige-2026!", _options.Pbkdf2Iterations)));
+        _authority = new EnrollmentAuthority(_root, _enrollmentKey, _personnel, _rosters, Options.Create(_options), _time);
+    }
+
+    public void Dispose()
+    {
+        _root.Dispose();
+        _enrollmentKey.Dispose();
+    }
+
+    private X509Certificate2 PublicRoot => X509CertificateLoader.LoadCertificate(_root.Certificate.RawData);
+
+    private EnrollmentUri Qr(LicenseKey? license = null)
+        => new(new Uri("https://relay.example.org/imikelgo/"), "ms-linz", _root.Fingerprint, license ?? _license);
+
+    private byte[] Request(DeviceEnrollment device, string password, string? licenseText = null)
+    {
+        device.TryCreateRequest(PublicRoot, _enrollmentCert, password, _time.GetUtcNow(), licenseText ?? device.Uri.License.Value,
+            out var request, out var error).Should().BeTrue(error.ToString());
+        return request!;
+    }
+
+    [Fact]
+    public void End_to_end_qr_payload_to_request_to_approval_to_device_in_roster()
+    {
+        // School renders the QR code; the device scans (parses) the text.
+        var scanned = Qr().ToString();
+        scanned.Should().StartWith("imikelgo://enroll?relay=https%3A%2F%2Frelay.example.org%2Fimikelgo%2F&school=ms-linz&root=");
+        EnrollmentUri.TryParse(scanned, out var uri, out var parseError).Should().BeTrue(parseError);
+
+        using var phone = DeviceEnrollment.Start(uri!);
+        using var laptop = DeviceEnrollment.Start(uri!);
+        var request = Request(phone, "Geige-2026!");
+        Encoding.UTF8.GetString(request).Should().NotContain("Geige", "the relay never sees the password");
+
+        _authority.TryApprove(request, out var approval, out var error).Should().BeTrue(error.ToString());
+        var rosterVerifier = new RosterVerifier(PublicRoot, _time);
+        phone.TryComplete(approval!, PublicRoot, rosterVerifier, _time.GetUtcNow(), out var identity, out var sealError).Should().BeTrue(sealError.ToString());
+        identity!.AccountId.Should().Be("acct-anna");
+        identity.DeviceId.Should().Be(phone.DeviceId);
+
+        // A second device of the same teacher joins with the same license key and password.
+        _authority.TryApprove(Request(laptop, "Geige-2026!"), out var approval2, out error).Should().BeTrue(error.ToString());
+        laptop.TryComplete(approval2!, PublicRoot, rosterVerifier, _time.GetUtcNow(), out _, out sealError).Should().BeTrue(sealError.ToString());
+        var roster = _rosters.Get("acct-anna")!;
+        roster.Version.Should().Be(2);
+        roster.Entries.Select(e => e.DeviceId).Should().BeEquivalentTo([phone.DeviceId, laptop.DeviceId]);
+
+        // The phone seals to the roster's devices; the laptop opens it.
+        var keys = new Dictionary<string, RecipientPublicKey> { [phone.DeviceId] = phone.EncryptionKey.PublicKey, [laptop.DeviceId] = laptop.EncryptionKey.PublicKey };
+        var bundle = Bundle.Seal("acct-anna", phone.DeviceId, [new(phone.DeviceId, 1, 3)], "absence"u8, roster.SelectRecipients(keys));
+        Bundle.TryOpen(bundle.Bytes, "acct-anna", laptop.EncryptionKey, out var opened, out sealError).Should().BeTrue(sealError.ToString());
+        opened!.Payload.Should().Equal("absence"u8.ToArray());
+
+        // A replayed (already approved) request does not enroll twice.
+        _authority.TryApprove(request, out _, out error).Should().BeFalse();
+        error.Code.Should().Be(EnrollmentErrorCode.DeviceIdInUse);
+
+        // Remote wipe of the phone: new signed roster, phone no longer a recipient.
+        var revoked = _authority.RevokeDevice("acct-anna", phone.DeviceId);
+        rosterVerifier.TryAccept(revoked, "acct-anna", out var v3, out sealError).Should().BeTrue(sealError.ToString());
+        v3!.SelectRecipients(keys).Should().Equal(laptop.EncryptionKey.PublicKey);
+    }
+
+    [Fact]
+    public void Wrong_password_is_a_clear_error_and_the_sixth_attempt_is_rate_limited()
+    {
+        using var device = DeviceEnrollment.Start(Qr());
+        for (var i = 1; i <= 5; i++)
+        {
+            _authority.TryApprove(Request(device, "Bratsche"), out var approval, out var error).Should().BeFalse();
+            approval.Should().BeNull();
+            error.Code.Should().Be(EnrollmentErrorCode.WrongPassword);
+            error.Message.Should().Contain("password is wrong");
+        }
+
+        _authority.TryApprove(Request(device, "Geige-2026!"), out _, out var limited).Should().BeFalse("even the right password waits");
+        limited.Code.Should().Be(EnrollmentErrorCode.RateLimited);
+        limited.Message.Should().Contain("try again in 15 minutes");
+
+        _time.Advance(TimeSpan.FromMinutes(15));
+        _authority.TryApprove(Request(device, "Geige-2026!"), out var ok, out var e2).Should().BeTrue(e2.ToString());
+        ok!.DeviceId.Should().Be(device.DeviceId);
+    }
+
+    [Fact]
+    public void License_typo_and_unknown_license_are_distinguished()
+    {
+        var compact = _license.Value.Replace("-", "", StringComparison.Ordinal);
+        var typo = compact[..3] + (compact[3] == 'X' ? 'Y' : 'X') + compact[4..];
+        using var device = DeviceEnrollment.Start(Qr());
+        _authority.TryApprove(Request(device, "Geige-2026!", typo), out _, out var error).Should().BeFalse();
+        error.Code.Should().Be(EnrollmentErrorCode.LicenseTypo);
+        error.Message.Should().Contain("typo");
+
+        using var stranger = DeviceEnrollment.Start(Qr(LicenseKey.Generate()));
+        _authority.TryApprove(Request(stranger, "Geige-2026!"), out _, out error).Should().BeFalse();
+        error.Code.Should().Be(EnrollmentErrorCode.UnknownLicense);
+
+        // The QR parser reports the typo too, before anything is sent.
+        EnrollmentUri.TryParse(Qr().ToString().Replace(_license.Value, typo, StringComparison.Ordinal), out _, out var qrError).Should().BeFalse();
+        qrError.Should().Contain("typo");
+    }
+
+    [Fact]
+    public void Tampered_or_stale_requests_and_wrong_roots_are_refused()
+    {
+        using var device = DeviceEnrollment.Start(Qr());
+        var request = Request(device, "Geige-2026!");
+        var tampered = (byte[])request.Clone();
+        tampered[^20] ^= 1;
+        _authority.TryApprove(tampered, out _, out var error).Should().BeFalse();
+        error.Code.Should().Be(EnrollmentErrorCode.MalformedRequest);
+        _authority.TryApprove("{}"u8, out _, out error).Should().BeFalse();
+        error.Code.Should().Be(EnrollmentErrorCode.MalformedRequest);
+
+        _time.Advance(TimeSpan.FromMinutes(11));
+        _authority.TryApprove(request, out _, out error).Should().BeFalse();
+        error.Code.Should().Be(EnrollmentErrorCode.RequestExpired);
+
+        // A relay presenting another root is caught by the pinned fingerprint.
+        using var evil = SchoolRoot.Create("ms-linz", _time);
+        var evilCert = evil.IssueEnrollmentCertificate(_enrollmentKey.PublicKey, _time.GetUtcNow(), TimeSpan.FromDays(1));
+        device.TryCreateRequest(X509CertificateLoader.LoadCertificate(evil.Certificate.RawData), evilCert, "pw", _time.GetUtcNow(), out _, out var sealError).Should().BeFalse();
+        sealError.Code.Should().Be(SealingErrorCode.UntrustedSignature);
+        device.TryCreateRequest(PublicRoot, evilCert, "pw", _time.GetUtcNow(), out _, out sealError).Should().BeFalse();
+        sealError.Code.Should().Be(SealingErrorCode.UntrustedSignature);
+    }
+
+    [Fact]
+    public void Qr_payload_parser_is_strict()
+    {
+        var good = Qr().ToString();
+        EnrollmentUri.TryParse(good, out var uri, out _).Should().BeTrue();
+        uri.Should().Be(Qr());
+        (string Text, string Expected)[] cases =
+        [
+            ("https://x", "imikelgo://enroll?"),
+            (good + "&extra=1", "unknown parameter 'extra'"),
+            (good + "&school=x", "more than once"),
+            (good.Replace("&school=ms-linz", "", StringComparison.Ordinal), "missing the 'school'"),
+            (good.Replace("https%3A", "http%3A", StringComparison.Ordinal), "https"),
+            (good.Replace("root=", "root=zz", StringComparison.Ordinal), "64 hex"),
+            (good.Replace("school=ms-linz", "school=ms%20linz", StringComparison.Ordinal), "school id"),
+        ];
+        foreach (var (text, expected) in cases)
+        {
+            EnrollmentUri.TryParse(text, out var parsed, out var error).Should().BeFalse(text);
+            parsed.Should().BeNull();
+            error.Should().Contain(expected);
+        }
+    }
+
+    [Fact]
+    public void Qr_code_renders_as_png_svg_and_terminal_text()
+    {
+        var png = EnrollmentQrCode.ToPng(Qr(), 4);
+        png.Take(8).Should().Equal(0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A);
+
+        var svg = XDocument.Parse(EnrollmentQrCode.ToSvg(Qr()));
+        svg.Root!.Name.LocalName.Should().Be("svg");
+
+        using var data = EnrollmentQrCode.Create(Qr());
+        var modules = data.ModuleMatrix.Count; // includes the quiet zone
+        modules.Should().BeGreaterThan(21);
+        var lines = EnrollmentQrCode.ToTerminalText(Qr()).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        lines.Should().HaveCount((modules + 1) / 2);
+        lines.Should().OnlyContain(l => l.Length == modules);
+        string.Concat(lines).Should().Contain("█").And.Contain(" ");
+    }
+
+    [Fact]
+    public void Password_hash_round_trips_and_is_slow_salted()
+    {
+        var h = PasswordHash.Create("pw", 1_000);
+        h.ToString().Should().StartWith("pbkdf2-sha256$1000$");
+        PasswordHash.TryParse(h.ToString(), out var parsed).Should().BeTrue();
+        parsed!.Verify("pw"u8).Should().BeTrue();
+        parsed.Verify("pW"u8).Should().BeFalse();
+        PasswordHash.Create("pw", 1_000).ToString().Should().NotBe(h.ToString(), "salts are random");
+        new SealingOptions().Pbkdf2Iterations.Should().Be(600_000);
+    }
+
+    [Fact]
+    public void AddIMikelGoSealing_registers_validated_options()
+    {
+        using var sp = new ServiceCollection().AddIMikelGoSealing(o => o.Pbkdf2Iterations = 2_000).BuildServiceProvider();
+        sp.GetRequiredService<IOptions<SealingOptions>>().Value.Pbkdf2Iterations.Should().Be(2_000);
+        sp.GetRequiredService<ISeenBundles>().Should().BeOfType<InMemorySeenBundles>();
+        sp.GetRequiredService<TimeProvider>().Should().BeSameAs(TimeProvider.System);
+
+        using var bad = new ServiceCollection().AddIMikelGoSealing(o => o.Pbkdf2Iterations = 10).BuildServiceProvider();
+        var act = () => bad.GetRequiredService<IOptions<SealingOptions>>().Value;
+        act.Should().Throw<OptionsValidationException>().WithMessage("*Pbkdf2Iterations*");
+    }
+}
