@@ -49,21 +49,22 @@ public sealed record RejectedIntent(EventHash Event, string Reason);
 
 /// <summary>
 /// The teacher calendar projection: a deterministic view of one account built from its applied events. The
-/// result depends only on the set of events, never on arrival order: every collision is decided from the
-/// causal frontier of each occurrence by fixed rules, never by wall clock or payload hash.
+/// result depends only on the set of events, never on arrival order: every intent is checked against its
+/// author's causal past only, and every collision is decided from the causal frontier of each occurrence by
+/// fixed rules (docs/merge-rules.md), never by wall clock or payload hash.
 /// </summary>
 public sealed class Calendar
 {
-    private readonly Dictionary<SeriesId, List<(long SchoolSeq, SeriesPublished Version)>> _series = [];
-    private readonly Dictionary<SeriesId, long> _withdrawn = [];
-    private readonly List<HolidaysDeclared> _holidays = [];
-    private readonly Dictionary<OccurrenceId, List<Fact>> _statusFrontier = [];
-    private readonly Dictionary<(OccurrenceId, StudentId), List<Fact>> _absenceFrontier = [];
+    private readonly Dictionary<SeriesId, List<SeriesVersion>> _series = [];
+    private readonly List<(long SchoolSeq, HolidaysDeclared Holidays)> _holidays = [];
+    private readonly Dictionary<SeriesId, Dictionary<OccurrenceId, List<Fact>>> _statusFrontier = [];
+    private readonly Dictionary<SeriesId, Dictionary<(OccurrenceId Occurrence, StudentId Student), List<Fact>>> _absenceFrontier = [];
     private readonly Dictionary<EventHash, Fact> _facts = [];
     private readonly List<RejectedIntent> _rejected = [];
     private readonly SortedSet<string> _eventHashes = new(StringComparer.Ordinal);
-    private readonly Dictionary<long, EventHash> _schoolEvents = [];
+    private readonly List<Fact> _schoolChain = [];
     private ReplicaId? _school;
+    private (List<LessonView> Lessons, List<ConflictRecord> Conflicts)? _built;
 
     internal Calendar(AccountId account) => Account = account;
 
@@ -76,39 +77,44 @@ public sealed class Calendar
     /// <summary>Authentic events whose intent could not apply, with the reason.</summary>
     public IReadOnlyList<RejectedIntent> Rejected => [.. _rejected.OrderBy(r => r.Event.Hex, StringComparer.Ordinal)];
 
+    /// <summary>One version of a series in the school's chain; <c>Version</c> is null when the series was withdrawn.</summary>
+    private readonly record struct SeriesVersion(long SchoolSeq, SeriesPublished? Version);
+
     private sealed record Fact(Event Event, bool BySchool)
     {
         public bool HasSeen(Fact other) => Event.Clock.HasSeen(other.Event.Replica, other.Event.Seq);
+
+        public bool ConcurrentWith(Fact other) => !HasSeen(other) && !other.HasSeen(this);
     }
 
     internal void Apply(Event e, bool isSchool)
     {
-        _eventHashes.Add(e.Hash.Hex);
+        if (!_eventHashes.Add(e.Hash.Hex))
+        {
+            return;
+        }
+
+        _built = null;
         var fact = new Fact(e, isSchool);
         _facts[e.Hash] = fact;
         if (isSchool)
         {
-            _schoolEvents[e.Seq] = e.Hash;
+            _schoolChain.Add(fact);
         }
+
         switch (e.Payload)
         {
             case AccountOpened:
                 _school = e.Replica;
                 break;
             case SeriesPublished published:
-                if (!_series.TryGetValue(published.Series, out var versions))
-                {
-                    _series[published.Series] = versions = [];
-                }
-
-                versions.Add((e.Seq, published));
-                _withdrawn.Remove(published.Series);
+                Versions(published.Series).Add(new SeriesVersion(e.Seq, published));
                 break;
             case SeriesWithdrawn withdrawn:
-                _withdrawn[withdrawn.Series] = e.Seq;
+                Versions(withdrawn.Series).Add(new SeriesVersion(e.Seq, null));
                 break;
             case HolidaysDeclared holidays:
-                _holidays.Add(holidays);
+                _holidays.Add((e.Seq, holidays));
                 break;
             case StudentAbsent or AbsenceWithdrawn:
                 if (Check(fact) is { } absenceFault)
@@ -117,7 +123,8 @@ public sealed class Calendar
                     break;
                 }
 
-                Advance(_absenceFrontier, (OccurrenceOf(e.Payload), StudentOf(e.Payload)), fact);
+                var occurrence = OccurrenceOf(e.Payload);
+                Advance(Index(_absenceFrontier, occurrence.Series), (occurrence, StudentOf(e.Payload)), fact);
                 break;
             case LessonCancelled or LessonRescheduled or LessonHeld or ConflictResolved:
                 if (Check(fact) is { } statusFault)
@@ -126,11 +133,33 @@ public sealed class Calendar
                     break;
                 }
 
-                Advance(_statusFrontier, OccurrenceOf(e.Payload), fact);
+                var lesson = OccurrenceOf(e.Payload);
+                Advance(Index(_statusFrontier, lesson.Series), lesson, fact);
                 break;
             default:
                 break;
         }
+    }
+
+    private List<SeriesVersion> Versions(SeriesId series)
+    {
+        if (!_series.TryGetValue(series, out var versions))
+        {
+            _series[series] = versions = [];
+        }
+
+        return versions;
+    }
+
+    private static Dictionary<TKey, List<Fact>> Index<TKey>(Dictionary<SeriesId, Dictionary<TKey, List<Fact>>> index, SeriesId series)
+        where TKey : notnull
+    {
+        if (!index.TryGetValue(series, out var bySeries))
+        {
+            index[series] = bySeries = [];
+        }
+
+        return bySeries;
     }
 
     /// <summary>Why <paramref name="e"/>'s intent could not apply to this calendar, or null when it can.</summary>
@@ -139,15 +168,24 @@ public sealed class Calendar
             ? Check(new Fact(e, isSchool))
             : null;
 
+    /// <summary>The highest school seq the author of <paramref name="fact"/> had seen (for the school: its own past).</summary>
+    private long SeenSchoolSeq(Fact fact) =>
+        fact.BySchool ? fact.Event.Seq - 1 : _school is { } school ? fact.Event.Clock[school] : 0;
+
+    /// <summary>
+    /// Checks an intent against its author's causal past only (never against events it could not have seen), so
+    /// the verdict is the same on every replica whatever the arrival order.
+    /// </summary>
     private string? Check(Fact fact)
     {
         var payload = fact.Event.Payload;
         var occurrence = OccurrenceOf(payload);
-        var reason = CheckOccurrence(fact, occurrence, payload is StudentAbsent or AbsenceWithdrawn ? StudentOf(payload) : null);
+        var reason = CheckOccurrence(SeenSchoolSeq(fact), occurrence, payload is StudentAbsent or AbsenceWithdrawn ? StudentOf(payload) : null);
         if (reason is null && payload is ConflictResolved resolved &&
-            (!_facts.TryGetValue(resolved.Keep, out var kept) || !fact.HasSeen(kept) || OccurrenceOf(kept.Event.Payload) != occurrence || kept.Event.Payload is ConflictResolved))
+            (!_facts.TryGetValue(resolved.Keep, out var kept) || !fact.HasSeen(kept) ||
+             kept.Event.Payload is not (LessonCancelled or LessonRescheduled or LessonHeld) || OccurrenceOf(kept.Event.Payload) != occurrence))
         {
-            reason = $"conflict.resolved keeps {resolved.Keep.Short}…, which is not a lesson event on {occurrence} that its author had seen";
+            reason = $"conflict.resolved keeps {resolved.Keep.Short}…, which is not a cancel, move or held on {occurrence} that its author had seen";
         }
 
         return reason;
@@ -160,7 +198,7 @@ public sealed class Calendar
         _ => throw new ArgumentOutOfRangeException(nameof(payload)),
     };
 
-    private static OccurrenceId OccurrenceOf(LessonEvent payload) => payload switch
+    internal static OccurrenceId OccurrenceOf(LessonEvent payload) => payload switch
     {
         LessonCancelled c => c.Occurrence,
         LessonRescheduled r => r.Occurrence,
@@ -171,6 +209,7 @@ public sealed class Calendar
         _ => throw new ArgumentOutOfRangeException(nameof(payload)),
     };
 
+    /// <summary>Keeps the causally maximal facts: events arrive in causal order, so a new fact is never seen by an old one.</summary>
     private static void Advance<TKey>(Dictionary<TKey, List<Fact>> frontiers, TKey key, Fact fact)
         where TKey : notnull
     {
@@ -183,27 +222,44 @@ public sealed class Calendar
         frontier.Add(fact);
     }
 
-    /// <summary>Whether the occurrence (and student) existed in the schedule its author had seen.</summary>
-    private string? CheckOccurrence(Fact fact, OccurrenceId occurrence, StudentId? student)
+    /// <summary>The version of <paramref name="series"/> in force after school seq <paramref name="schoolSeq"/>.</summary>
+    private SeriesVersion? VersionAt(SeriesId series, long schoolSeq)
     {
-        var seenSchoolSeq = _school is { } school ? fact.Event.Clock[school] : 0;
-        if (!_series.TryGetValue(occurrence.Series, out var versions))
+        if (!_series.TryGetValue(series, out var versions))
+        {
+            return null;
+        }
+
+        for (var i = versions.Count - 1; i >= 0; i--)
+        {
+            if (versions[i].SchoolSeq <= schoolSeq)
+            {
+                return versions[i];
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>Whether the occurrence (and student) existed in the schedule as of school seq <paramref name="seen"/>.</summary>
+    private string? CheckOccurrence(long seen, OccurrenceId occurrence, StudentId? student)
+    {
+        if (VersionAt(occurrence.Series, seen) is not { } at)
         {
             return $"series {occurrence.Series} is unknown";
         }
 
-        var seen = versions.Where(v => v.SchoolSeq <= seenSchoolSeq || fact.BySchool).ToList();
-        if (_withdrawn.TryGetValue(occurrence.Series, out var withdrawnAt) && withdrawnAt <= seenSchoolSeq && !fact.BySchool)
+        if (at.Version is not { } version)
         {
             return $"series {occurrence.Series} was withdrawn before the author wrote this";
         }
 
-        if (seen.Count == 0 || !IsDateOf(seen[^1].Version, occurrence.Date))
+        if (!IsDateOf(version, occurrence.Date) || IsHoliday(occurrence.Date, seen))
         {
             return $"{occurrence} is not a lesson date of series {occurrence.Series} in the schedule its author had seen";
         }
 
-        return student is { } s && !seen.Any(v => v.Version.Students.Contains(s))
+        return student is { } s && !version.Students.Contains(s)
             ? $"student {s} is not taught in series {occurrence.Series}"
             : null;
     }
@@ -211,13 +267,16 @@ public sealed class Calendar
     private static bool IsDateOf(SeriesPublished version, DateOnly date) =>
         date >= version.TermStart && date <= version.TermEnd && (int)date.DayOfWeek == version.Weekday % 7;
 
-    private bool IsHoliday(DateOnly date) => _holidays.Exists(h => date >= h.From && date <= h.To);
+    private bool IsHoliday(DateOnly date, long schoolSeq = long.MaxValue) =>
+        _holidays.Exists(h => h.SchoolSeq <= schoolSeq && date >= h.Holidays.From && date <= h.Holidays.To);
 
     /// <summary>The lessons of every published series, by date and time.</summary>
-    public IReadOnlyList<LessonView> Lessons() => [.. BuildLessons().Lessons];
+    public IReadOnlyList<LessonView> Lessons() => [.. Build().Lessons];
 
-    /// <summary>Every conflict, in a stable order.</summary>
-    public IReadOnlyList<ConflictRecord> Conflicts() => [.. BuildLessons().Conflicts];
+    /// <summary>Every conflict, in a stable order (occurrence, rule, winner, loser).</summary>
+    public IReadOnlyList<ConflictRecord> Conflicts() => [.. Build().Conflicts];
+
+    private (List<LessonView> Lessons, List<ConflictRecord> Conflicts) Build() => _built ??= BuildLessons();
 
     private (List<LessonView> Lessons, List<ConflictRecord> Conflicts) BuildLessons()
     {
@@ -226,37 +285,128 @@ public sealed class Calendar
         foreach (var (seriesId, versions) in _series.OrderBy(s => s.Key.Value, StringComparer.Ordinal))
         {
             var latest = versions[^1];
-            var withdrawn = _withdrawn.ContainsKey(seriesId);
-            var dates = withdrawn ? [] : latest.Version.Dates(IsHoliday).ToHashSet();
+            var dates = latest.Version is { } current ? current.Dates(d => IsHoliday(d)).ToHashSet() : [];
             foreach (var date in dates.Order())
             {
                 lessons.Add(BuildLesson(new OccurrenceId(seriesId, date), latest, conflicts));
             }
 
             // Teacher edits on lessons that the school removed concurrently: the school decision stands.
-            foreach (var (occurrence, frontier) in _statusFrontier.Where(f => f.Key.Series == seriesId && !dates.Contains(f.Key.Date)))
+            if (_statusFrontier.TryGetValue(seriesId, out var statuses))
             {
-                foreach (var f in frontier.Where(f => !f.BySchool))
+                foreach (var (occurrence, frontier) in statuses.Where(f => !dates.Contains(f.Key.Date)))
                 {
-                    conflicts.Add(new ConflictRecord(occurrence, latest.Version == null ? f.Event.Hash : f.Event.Hash, f.Event.Hash,
-                        MergeRules.SchoolRemovedLesson, $"the school removed {occurrence} while {f.Event.Describe()} was written; the school's decision stands"));
+                    ReportRemoved(occurrence, frontier, conflicts);
+                }
+            }
+
+            if (_absenceFrontier.TryGetValue(seriesId, out var absences))
+            {
+                foreach (var (key, marks) in absences.Where(f => !dates.Contains(f.Key.Occurrence.Date)))
+                {
+                    ReportRemoved(key.Occurrence, marks.Where(m => m.Event.Payload is StudentAbsent), conflicts);
                 }
             }
         }
 
         lessons.Sort((a, b) => a.Date != b.Date ? a.Date.CompareTo(b.Date) : a.StartMinute != b.StartMinute ? a.StartMinute.CompareTo(b.StartMinute) : a.Occurrence.CompareTo(b.Occurrence));
-        conflicts.Sort((a, b) => (a.Occurrence.CompareTo(b.Occurrence), string.CompareOrdinal(a.Winner.Hex, b.Winner.Hex), string.CompareOrdinal(a.Loser.Hex, b.Loser.Hex)) switch
+        conflicts.Sort(CompareConflicts);
+        var distinct = new List<ConflictRecord>(conflicts.Count);
+        foreach (var c in conflicts)
         {
-            (not 0 and var c, _, _) => c,
-            (_, not 0 and var c, _) => c,
-            (_, _, var c) => c,
-        });
-        return (lessons, conflicts);
+            if (distinct.Count == 0 || CompareConflicts(distinct[^1], c) != 0)
+            {
+                distinct.Add(c);
+            }
+        }
+
+        return (lessons, distinct);
     }
 
-    private LessonView BuildLesson(OccurrenceId occurrence, (long SchoolSeq, SeriesPublished Version) series, List<ConflictRecord> conflicts)
+    private static int CompareConflicts(ConflictRecord a, ConflictRecord b)
     {
-        var v = series.Version;
+        var c = a.Occurrence.CompareTo(b.Occurrence);
+        c = c != 0 ? c : string.CompareOrdinal(a.Rule, b.Rule);
+        c = c != 0 ? c : string.CompareOrdinal(a.Winner.Hex, b.Winner.Hex);
+        return c != 0 ? c : string.CompareOrdinal(a.Loser.Hex, b.Loser.Hex);
+    }
+
+    /// <summary>
+    /// For teacher facts on an occurrence that no longer exists: a conflict when the school event that removed
+    /// it (withdrawal, changed series, holiday) had not seen the teacher's fact. A removal made with knowledge of
+    /// the edit is a later decision, not a collision.
+    /// </summary>
+    private void ReportRemoved(OccurrenceId occurrence, IEnumerable<Fact> facts, List<ConflictRecord> conflicts)
+    {
+        foreach (var f in facts.Where(f => !f.BySchool))
+        {
+            if (Removal(occurrence, SeenSchoolSeq(f)) is { } removal && !removal.HasSeen(f))
+            {
+                conflicts.Add(new ConflictRecord(occurrence, removal.Event.Hash, f.Event.Hash, MergeRules.SchoolRemovedLesson,
+                    $"the school removed {occurrence} ({removal.Event.Describe()}) while {f.Event.Describe()} was written; the school's decision stands"));
+            }
+        }
+    }
+
+    /// <summary>The first school event after <paramref name="seen"/> after which <paramref name="occurrence"/> is no longer a lesson.</summary>
+    private Fact? Removal(OccurrenceId occurrence, long seen)
+    {
+        for (var i = (int)Math.Max(0, seen); i < _schoolChain.Count; i++)
+        {
+            var school = _schoolChain[i];
+            var removes = school.Event.Payload switch
+            {
+                SeriesWithdrawn w => w.Series == occurrence.Series,
+                SeriesPublished p => p.Series == occurrence.Series && !IsDateOf(p, occurrence.Date),
+                HolidaysDeclared h => occurrence.Date >= h.From && occurrence.Date <= h.To,
+                _ => false,
+            };
+            if (removes)
+            {
+                return school;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// The school's series change that overrules a teacher's move <paramref name="f"/>: a version after the one
+    /// the move's author had seen, written without knowledge of the move, that changed the lesson's slot.
+    /// </summary>
+    private Fact? OverrulingSeriesChange(SeriesId series, Fact f)
+    {
+        var seen = SeenSchoolSeq(f);
+        var versions = _series[series];
+        var previous = VersionAt(series, seen)?.Version;
+        foreach (var v in versions)
+        {
+            if (v.SchoolSeq <= seen || v.Version is not { } version)
+            {
+                continue;
+            }
+
+            var change = _schoolChain[(int)v.SchoolSeq - 1];
+            if (change.HasSeen(f))
+            {
+                break;
+            }
+
+            if (previous is null || previous.Weekday != version.Weekday || previous.StartMinute != version.StartMinute ||
+                previous.Room != version.Room || previous.DurationMinutes != version.DurationMinutes)
+            {
+                return change;
+            }
+
+            previous = version;
+        }
+
+        return null;
+    }
+
+    private LessonView BuildLesson(OccurrenceId occurrence, SeriesVersion series, List<ConflictRecord> conflicts)
+    {
+        var v = series.Version!;
         var date = occurrence.Date;
         var start = v.StartMinute;
         var duration = v.DurationMinutes;
@@ -265,19 +415,18 @@ public sealed class Calendar
         CancellationReason? reason = null;
         var makeUp = false;
         string? note = null;
-        EventHash? decidedBy = null;
+        Fact? decidedBy = null;
 
-        if (_statusFrontier.TryGetValue(occurrence, out var frontier) && frontier.Count > 0)
+        if (_statusFrontier.TryGetValue(occurrence.Series, out var statuses) && statuses.TryGetValue(occurrence, out var frontier) && frontier.Count > 0)
         {
-            var candidates = new List<Fact>();
+            var candidates = new List<Fact>(frontier.Count);
             foreach (var f in frontier)
             {
-                // A teacher's move that did not see a later change of the series by the school is overruled by it.
-                if (!f.BySchool && Intent(f) is LessonRescheduled && _school is { } school && f.Event.Clock[school] < series.SchoolSeq &&
-                    SlotChangedSince(occurrence.Series, f.Event.Clock[school]))
+                // A teacher's move that did not see a concurrent change of the series' slot by the school is overruled by it.
+                if (!f.BySchool && Intent(f) is LessonRescheduled && OverrulingSeriesChange(occurrence.Series, f) is { } change)
                 {
-                    conflicts.Add(new ConflictRecord(occurrence, HashOfSeriesChange(occurrence.Series), f.Event.Hash, MergeRules.SchoolOutranksTeacher,
-                        $"the school changed series {occurrence.Series} concurrently with {f.Event.Describe()}; the school's timetable stands"));
+                    conflicts.Add(new ConflictRecord(occurrence, change.Event.Hash, f.Event.Hash, MergeRules.SchoolOutranksTeacher,
+                        $"the school changed series {occurrence.Series} ({change.Event.Describe()}) concurrently with {f.Event.Describe()}; the school's timetable stands"));
                     continue;
                 }
 
@@ -286,15 +435,11 @@ public sealed class Calendar
 
             if (candidates.Count > 0)
             {
-                var ranked = candidates
-                    .OrderBy(f => f.BySchool ? 0 : 1)
-                    .ThenBy(f => MergeRules.Rank(Intent(f)))
-                    .ThenBy(f => f.Event.Replica.Value, StringComparer.Ordinal)
-                    .ThenBy(f => f.Event.Seq)
-                    .ToList();
-                var winner = ranked[0];
-                foreach (var loser in ranked.Skip(1))
+                candidates.Sort(CompareForMerge);
+                var winner = candidates[0];
+                for (var i = 1; i < candidates.Count; i++)
                 {
+                    var loser = candidates[i];
                     if (MergeRules.Collide(Intent(winner), Intent(loser)))
                     {
                         var rule = MergeRules.Explain(winner.BySchool, loser.BySchool, Intent(winner), Intent(loser));
@@ -303,7 +448,7 @@ public sealed class Calendar
                     }
                 }
 
-                decidedBy = winner.Event.Hash;
+                decidedBy = winner;
                 switch (Intent(winner))
                 {
                     case LessonCancelled c:
@@ -330,43 +475,50 @@ public sealed class Calendar
         }
 
         var absent = ImmutableSortedDictionary.CreateBuilder<string, bool>(StringComparer.Ordinal);
-        foreach (var student in v.Students)
+        if (_absenceFrontier.TryGetValue(occurrence.Series, out var absences))
         {
-            if (!_absenceFrontier.TryGetValue((occurrence, student), out var marks))
+            foreach (var student in v.Students)
             {
-                continue;
-            }
-
-            // Add wins: a student is absent if any latest concurrent mark says so; excused only if all of those do.
-            var absences = marks.Select(m => m.Event.Payload).OfType<StudentAbsent>().ToList();
-            if (absences.Count == 0)
-            {
-                continue;
-            }
-
-            absent[student.Value] = absences.TrueForAll(a => a.Excused);
-            if (status == LessonStatus.Cancelled && decidedBy is { } cancel && _facts[cancel] is var c)
-            {
-                foreach (var m in marks.Where(m => m.Event.Payload is StudentAbsent && !m.HasSeen(c) && !c.HasSeen(m)))
+                if (!absences.TryGetValue((occurrence, student), out var marks))
                 {
-                    conflicts.Add(new ConflictRecord(occurrence, cancel, m.Event.Hash, MergeRules.CancellationVoidsAbsence,
-                        $"{m.Event.Describe()} records an absence on a lesson that {c.Event.Describe()} cancelled concurrently; the cancellation stands and the absence is kept on record"));
+                    continue;
+                }
+
+                // Add wins: a student is absent if any latest concurrent mark says so; excused only if all of those do.
+                var excused = true;
+                var any = false;
+                foreach (var m in marks)
+                {
+                    if (m.Event.Payload is StudentAbsent a)
+                    {
+                        any = true;
+                        excused &= a.Excused;
+                        if (status == LessonStatus.Cancelled && decidedBy is { } cancel && m.ConcurrentWith(cancel))
+                        {
+                            conflicts.Add(new ConflictRecord(occurrence, cancel.Event.Hash, m.Event.Hash, MergeRules.CancellationVoidsAbsence,
+                                $"{m.Event.Describe()} records an absence on a lesson that {cancel.Event.Describe()} cancelled concurrently; the cancellation stands and the absence is kept on record"));
+                        }
+                    }
+                }
+
+                if (any)
+                {
+                    absent[student.Value] = excused;
                 }
             }
         }
 
-        return new LessonView(occurrence, v.Subject, date, start, duration, room, status, reason, makeUp, note, v.Students, absent.ToImmutable(), decidedBy);
+        return new LessonView(occurrence, v.Subject, date, start, duration, room, status, reason, makeUp, note, v.Students, absent.ToImmutable(), decidedBy?.Event.Hash);
     }
 
-    private bool SlotChangedSince(SeriesId series, long seenSchoolSeq)
+    /// <summary>The deterministic total order among concurrent facts: school first, cancel &gt; move &gt; held, lower replica id, then seq.</summary>
+    private int CompareForMerge(Fact a, Fact b)
     {
-        var versions = _series[series];
-        var seen = versions.LastOrDefault(v => v.SchoolSeq <= seenSchoolSeq).Version;
-        var latest = versions[^1].Version;
-        return seen is null || seen.Weekday != latest.Weekday || seen.StartMinute != latest.StartMinute || seen.Room != latest.Room || seen.DurationMinutes != latest.DurationMinutes;
+        var c = (a.BySchool ? 0 : 1).CompareTo(b.BySchool ? 0 : 1);
+        c = c != 0 ? c : MergeRules.Rank(Intent(a)).CompareTo(MergeRules.Rank(Intent(b)));
+        c = c != 0 ? c : a.Event.Replica.CompareTo(b.Event.Replica);
+        return c != 0 ? c : a.Event.Seq.CompareTo(b.Event.Seq);
     }
-
-    private EventHash HashOfSeriesChange(SeriesId series) => _schoolEvents[_series[series][^1].SchoolSeq];
 
     /// <summary>The effective intent of a fact: a resolution stands for the event it keeps.</summary>
     private LessonEvent Intent(Fact fact) =>
@@ -378,11 +530,13 @@ public sealed class Calendar
     /// </summary>
     public string Digest()
     {
-        var (lessons, conflicts) = BuildLessons();
+        var (lessons, conflicts) = Build();
         var events = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        Span<byte> buffer = stackalloc byte[32];
         foreach (var hash in _eventHashes)
         {
-            events.AppendData(Convert.FromHexString(hash));
+            Convert.FromHexString(hash, buffer, out _, out _);
+            events.AppendData(buffer);
         }
 
         var state = new ObjectBuilder()

@@ -29,6 +29,13 @@ public static class MergeRules
     /// <summary>An absence recorded concurrently with a cancellation: the cancellation stands.</summary>
     public const string CancellationVoidsAbsence = "cancellation-voids-absence";
 
+    /// <summary>Every rule a <see cref="ConflictRecord"/> may name.</summary>
+    public static IReadOnlyList<string> All { get; } =
+    [
+        SchoolOutranksTeacher, SchoolRemovedLesson, CancelBeatsReschedule, CancelBeatsHeld, RescheduleBeatsHeld,
+        LowerReplicaWinsMove, CancellationVoidsAbsence,
+    ];
+
     internal static int Rank(LessonEvent intent) => intent switch
     {
         LessonCancelled => 0,
@@ -52,6 +59,7 @@ public static class MergeRules
             (LessonCancelled, LessonRescheduled) => CancelBeatsReschedule,
             (LessonCancelled, LessonHeld) => CancelBeatsHeld,
             (LessonRescheduled, LessonHeld) => RescheduleBeatsHeld,
-            _ => LowerReplicaWinsMove,
+            (LessonRescheduled, LessonRescheduled) => LowerReplicaWinsMove,
+            _ => throw new InvalidOperationException($"no rule orders {winner.GetType().Name} before {loser.GetType().Name}"),
         };
 }
