@@ -18,6 +18,11 @@ internal sealed class EngineData
 {
     public const int EventCount = 100_000;
 
+    private static readonly Lazy<EngineData> LazyShared = new(() => Build());
+
+    /// <summary>Built once per process (benchmarks run in process).</summary>
+    public static EngineData Shared => LazyShared.Value;
+
     private EngineData(AccountId account, IReadOnlyList<SignedEvent> events, ReplicaKey[] keys, string digest)
     {
         Account = account;

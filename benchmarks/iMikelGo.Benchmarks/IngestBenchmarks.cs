@@ -11,7 +11,7 @@ namespace IMikelGo.Benchmarks;
 /// Every figure is per event (OperationsPerInvoke); multiply by 100,000 for the whole log.
 /// </summary>
 [MemoryDiagnoser]
-[ShortRunJob]
+[Config(typeof(ShortInProcessConfig))]
 public class IngestBenchmarks : IDisposable
 {
     private const int VerifySample = 1_000;
@@ -25,7 +25,7 @@ public class IngestBenchmarks : IDisposable
     [GlobalSetup]
     public void Setup()
     {
-        _data = EngineData.Build();
+        _data = EngineData.Shared;
         _ingested = new Ledger();
         var report = _ingested.Ingest(_data.Events);
         if (report.Applied.Length != EngineData.EventCount || _ingested.Calendar(_data.Account).Digest() != _data.Digest)
@@ -108,11 +108,6 @@ public class IngestBenchmarks : IDisposable
     {
         _signer?.Dispose();
         _verifier?.Dispose();
-        foreach (var key in _data?.Keys ?? [])
-        {
-            key.Dispose();
-        }
-
         GC.SuppressFinalize(this);
     }
 }
