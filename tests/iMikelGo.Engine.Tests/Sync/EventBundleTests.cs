@@ -1,0 +1,86 @@
+using System.Text;
+using FluentAssertions;
+using IMikelGo.Engine.Chains;
+using IMikelGo.Engine.Events;
+using IMikelGo.Engine.Signing;
+using IMikelGo.Engine.Sync;
+using IMikelGo.Sealing;
+using Xunit;
+
+namespace IMikelGo.Engine.Tests.Sync;
+
+public sealed class EventBundleTests
+{
+    private static (Replica School, ReplicaKey Key, IReadOnlyList<SignedEvent> Events) School(string account)
+    {
+        var key = ReplicaKey.Create();
+        var school = new Replica(new AccountId(account), key);
+        school.RecordBatch([
+            new AccountOpened("ms-x", "Anna", key.PublicKey),
+            new SeriesPublished(new SeriesId("piano"), "Piano", 1, 900, 45, new RoomId("r1"), [new StudentId("s1")], new DateOnly(2026, 9, 1), new DateOnly(2026, 12, 31)),
+        ]).Error.Should().BeNull();
+        return (school, key, school.Ledger.Export(new AccountId(account)));
+    }
+
+    [Fact]
+    public void Sealed_events_open_for_each_recipient_and_verify_in_a_fresh_ledger()
+    {
+        var (school, key, events) = School("k-anna");
+        using var d1 = EncryptionKeyPair.Generate();
+        using var d2 = EncryptionKeyPair.Generate();
+        var bundle = EventBundles.Seal(school.Id, [.. events], [d1.PublicKey, d2.PublicKey]);
+
+        foreach (var recipient in new[] { d1, d2 })
+        {
+            EventBundles.TryOpen(bundle.Bytes, new AccountId("k-anna"), recipient, null, out var opened, out var error).Should().BeTrue(error);
+            var ledger = new Ledger();
+            ledger.Ingest(opened!).Applied.Should().HaveCount(events.Count);
+        }
+
+        Bundle.TryReadHeader(bundle.Bytes, out var header, out _).Should().BeTrue();
+        Encoding.UTF8.GetString(bundle.Bytes).Should().NotContain("Piano", "the relay sees ciphertext only");
+        key.Dispose();
+    }
+
+    [Fact]
+    public void A_bundle_read_from_another_mailbox_a_replay_or_a_stranger_is_refused()
+    {
+        var (school, key, events) = School("k-anna");
+        using var d1 = EncryptionKeyPair.Generate();
+        using var stranger = EncryptionKeyPair.Generate();
+        var bundle = EventBundles.Seal(school.Id, [.. events], [d1.PublicKey]);
+
+        EventBundles.TryOpen(bundle.Bytes, new AccountId("k-bert"), d1, null, out _, out var wrongAccount).Should().BeFalse();
+        wrongAccount.Should().Contain("WrongAccount");
+        EventBundles.TryOpen(bundle.Bytes, new AccountId("k-anna"), stranger, null, out _, out var notRecipient).Should().BeFalse();
+        notRecipient.Should().Contain("NotARecipient");
+
+        var seen = new InMemorySeenBundles();
+        EventBundles.TryOpen(bundle.Bytes, new AccountId("k-anna"), d1, seen, out _, out _).Should().BeTrue();
+        EventBundles.TryOpen(bundle.Bytes, new AccountId("k-anna"), d1, seen, out var again, out var replay).Should().BeFalse();
+        again.Should().BeNull();
+        replay.Should().Contain("Duplicate");
+        key.Dispose();
+    }
+
+    [Fact]
+    public void Events_outside_the_declared_ranges_or_account_are_refused_whole()
+    {
+        var (school, key, events) = School("k-anna");
+        var (_, otherKey, otherEvents) = School("k-bert");
+        using var d1 = EncryptionKeyPair.Generate();
+        var payload = Encoding.UTF8.GetBytes(string.Join("\n", events.Concat(otherEvents).Select(e => e.ToLine())));
+        var smuggled = Bundle.Seal("k-anna", school.Id.Value, [new SequenceRange(school.Id.Value, 1, 2)], payload, [d1.PublicKey]);
+
+        EventBundles.TryOpen(smuggled.Bytes, new AccountId("k-anna"), d1, null, out var opened, out var error).Should().BeFalse();
+        opened.Should().BeNull();
+        error.Should().Contain("outside the account or sequence ranges");
+
+        var truncatedRange = Bundle.Seal("k-anna", school.Id.Value, [new SequenceRange(school.Id.Value, 1, 1)],
+            Encoding.UTF8.GetBytes(string.Join("\n", events.Select(e => e.ToLine()))), [d1.PublicKey]);
+        EventBundles.TryOpen(truncatedRange.Bytes, new AccountId("k-anna"), d1, null, out _, out var beyond).Should().BeFalse();
+        beyond.Should().Contain("#2");
+        key.Dispose();
+        otherKey.Dispose();
+    }
+}
