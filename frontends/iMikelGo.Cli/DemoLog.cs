@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using System.Globalization;
+using System.Text;
 using IMikelGo.Engine;
 using IMikelGo.Engine.Chains;
 using IMikelGo.Engine.Events;
@@ -135,24 +136,30 @@ internal sealed class DemoLog : IDisposable
             throw new InvalidOperationException($"the relay holds {events.Count} events, {_written} were written");
         }
 
-        return [.. events
+        var ordered = events
             .OrderBy(e => e.Event.Time.WallMicros).ThenBy(e => e.Event.Time.Counter)
             .ThenBy(e => e.Event.Replica).ThenBy(e => e.Event.Seq)
-            .Select(ToLine)];
+            .ToArray();
+        var lines = new string[ordered.Length];
+        Parallel.For(0, ordered.Length, i => lines[i] = ToLine(ordered[i]));
+        return [.. lines];
     }
 
+    /// <summary>
+    /// The canonical log line {"checkpoint":…,"event":{body},"hash":…} (keys in canonical order), built from the
+    /// body bytes directly; a checkpoint is re-signed with an RFC 6979 nonce so the bytes depend only on the seed.
+    /// </summary>
     private string ToLine(SignedEvent signed)
     {
-        var line = signed.ToLine();
+        var e = signed.Event;
+        var body = Encoding.UTF8.GetString(e.Body.AsSpan());
         if (!signed.IsCheckpoint)
         {
-            return line;
+            return "{\"event\":" + body + ",\"hash\":\"" + e.Hash.Hex + "\"}";
         }
 
-        var e = signed.Event;
         var signature = _keys[e.Replica].Sign(DeterministicSigner.CheckpointStatement(e.Account, e.Replica, e.Seq, e.Hash));
-        var body = line.IndexOf("\"event\":", StringComparison.Ordinal);
-        return "{\"checkpoint\":\"" + Convert.ToBase64String(signature) + "\"," + line[body..];
+        return "{\"checkpoint\":\"" + Convert.ToBase64String(signature) + "\",\"event\":" + body + ",\"hash\":\"" + e.Hash.Hex + "\"}";
     }
 
     // ---------------------------------------------------------------- sync through the relay

@@ -11,6 +11,27 @@ internal sealed record LogProblem(int? Line, string Kind, string Subject, string
     public override string ToString() => Line is { } n ? $"line {n}: {Kind}: {Subject}: {Reason}" : $"{Kind}: {Subject}: {Reason}";
 }
 
+/// <summary>A parsed line, or why it could not be parsed; blank lines have neither.</summary>
+internal readonly record struct ParsedLine(SignedEvent? Event, string? Error)
+{
+    public static ParsedLine From(string line)
+    {
+        if (line.Length == 0)
+        {
+            return default;
+        }
+
+        try
+        {
+            return new ParsedLine(SignedEvent.ParseLine(line), null);
+        }
+        catch (Exception ex) when (ex is FormatException or ArgumentException or OverflowException or InvalidOperationException)
+        {
+            return new ParsedLine(null, ex.Message);
+        }
+    }
+}
+
 /// <summary>Per-replica summary line.</summary>
 internal sealed record ChainSummary(ReplicaId Replica, string Role, int Applied, long Head);
 
@@ -54,42 +75,48 @@ internal sealed class LogCheck
     {
         var check = new LogCheck(new Ledger());
         var lineOf = new Dictionary<EventHash, int>();
-        var batch = new List<SignedEvent>(Chunk);
         var reports = new List<IngestReport>();
+        var chunk = new List<string>(Chunk);
+        var parsed = new ParsedLine[Chunk];
+        void Flush()
+        {
+            // Parsing is pure and the expensive part: parse a chunk on every core, then ingest in line order.
+            var first = check.Lines - chunk.Count + 1;
+            Parallel.For(0, chunk.Count, new ParallelOptions { CancellationToken = cancellationToken }, i => parsed[i] = ParsedLine.From(chunk[i]));
+            var events = new List<SignedEvent>(chunk.Count);
+            for (var i = 0; i < chunk.Count; i++)
+            {
+                if (parsed[i].Event is { } e)
+                {
+                    check.Parsed++;
+                    lineOf.TryAdd(e.Event.Hash, first + i);
+                    events.Add(e);
+                }
+                else if (parsed[i].Error is { } error)
+                {
+                    var kind = error.StartsWith("line.hash", StringComparison.Ordinal) ? nameof(RefusalKind.HashMismatch) : nameof(RefusalKind.Malformed);
+                    check.Invalid.Add(new LogProblem(first + i, kind, "the line", error));
+                }
+            }
+
+            reports.Add(check.Ledger.Ingest(events));
+            chunk.Clear();
+        }
+
         foreach (var line in File.ReadLines(path))
         {
             cancellationToken.ThrowIfCancellationRequested();
             check.Lines++;
-            if (line.Length == 0)
+            chunk.Add(line);
+            if (chunk.Count == Chunk)
             {
-                continue;
-            }
-
-            SignedEvent parsed;
-            try
-            {
-                parsed = SignedEvent.ParseLine(line);
-            }
-            catch (Exception ex) when (ex is FormatException or ArgumentException or OverflowException or InvalidOperationException)
-            {
-                var kind = ex.Message.StartsWith("line.hash", StringComparison.Ordinal) ? nameof(RefusalKind.HashMismatch) : nameof(RefusalKind.Malformed);
-                check.Invalid.Add(new LogProblem(check.Lines, kind, "the line", ex.Message));
-                continue;
-            }
-
-            check.Parsed++;
-            lineOf.TryAdd(parsed.Event.Hash, check.Lines);
-            batch.Add(parsed);
-            if (batch.Count == Chunk)
-            {
-                reports.Add(check.Ledger.Ingest(batch));
-                batch.Clear();
+                Flush();
             }
         }
 
-        if (batch.Count > 0)
+        if (chunk.Count > 0)
         {
-            reports.Add(check.Ledger.Ingest(batch));
+            Flush();
         }
 
         check.Collect(reports, lineOf);
