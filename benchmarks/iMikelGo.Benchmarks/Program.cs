@@ -11,6 +11,11 @@ internal static class Program
             return Profile.Run();
         }
 
+        if (args.Length > 0 && args[0] == "latency")
+        {
+            return Latency.Run();
+        }
+
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
         return 0;
     }

@@ -1,0 +1,54 @@
+using System.Diagnostics;
+using System.Globalization;
+
+namespace IMikelGo.Benchmarks;
+
+/// <summary>
+/// p50/p99 of one durable append (event + outbox entry, one transaction) through the vault and through plain
+/// SQLite, interleaved so both see the same disk and load (run with the argument <c>latency</c>).
+/// </summary>
+internal static class Latency
+{
+    public static int Run(int count = 1_000)
+    {
+        var root = VaultSupport.NewRoot("latency");
+        try
+        {
+            using var vault = VaultSupport.Create(Path.Combine(root, "vault"), iterations: 1);
+            vault.EnrollAsync(VaultSupport.Account, VaultSupport.Pin, CancellationToken.None).GetAwaiter().GetResult();
+            var store = vault.Store;
+            Directory.CreateDirectory(Path.Combine(root, "plain"));
+            using var plain = VaultSupport.OpenPlain(Path.Combine(root, "plain", "plain.db"));
+            var vaultTimes = new List<double>(count);
+            var plainTimes = new List<double>(count);
+            for (var seq = 1; seq <= count + 50; seq++)
+            {
+                var t0 = Stopwatch.GetTimestamp();
+                store.AppendAsync(VaultSupport.Record(seq), CancellationToken.None).GetAwaiter().GetResult();
+                var t1 = Stopwatch.GetTimestamp();
+                VaultSupport.InsertPlain(plain, [VaultSupport.Record(seq)]);
+                var t2 = Stopwatch.GetTimestamp();
+                if (seq > 50)
+                {
+                    vaultTimes.Add(Stopwatch.GetElapsedTime(t0, t1).TotalMilliseconds);
+                    plainTimes.Add(Stopwatch.GetElapsedTime(t1, t2).TotalMilliseconds);
+                }
+            }
+
+            Console.WriteLine(Describe("vault append one (event + outbox)", vaultTimes));
+            Console.WriteLine(Describe("plain SQLite insert one (same rows)", plainTimes));
+            return 0;
+        }
+        finally
+        {
+            VaultSupport.DeleteRoot(root);
+        }
+    }
+
+    private static string Describe(string what, List<double> times)
+    {
+        times.Sort();
+        double P(double p) => times[Math.Min(times.Count - 1, (int)(p * times.Count))];
+        return string.Create(CultureInfo.InvariantCulture, $"{what}: n={times.Count} p50 {P(0.50):F3} ms, p99 {P(0.99):F3} ms, max {times[^1]:F3} ms");
+    }
+}
