@@ -22,7 +22,7 @@ internal sealed class DemoLog : IDisposable
 {
     public const int MinEvents = 100;
     public const int MaxReplicas = 20;
-    private const int EventsPerTerm = 3000;
+    private const int EventsPerTerm = 1200;
 
     private readonly Random _rng;
     private readonly ManualClock _clock;
@@ -427,7 +427,7 @@ internal sealed class DemoLog : IDisposable
     private (LessonEvent Fact, string? Kind) NextFact(Device device, Schedule schedule, List<Slot> window)
     {
         var known = device.Replica.Ledger.Heads(_account);
-        if (_rng.NextDouble() < 0.12)
+        if (_rng.NextDouble() < 0.06)
         {
             // Someone else touched a lesson we have not seen yet: write a colliding intent (a concurrent edit).
             var others = _recent.Where(r => r.Device != device && r.Term == _currentTerm && known[r.Device.Replica.Id] < r.Seq).ToList();
