@@ -16,7 +16,7 @@ dotnet build frontends/iMikelGo.Cli -c Release -nologo -v q -o .cache/demo/bin >
 imikelgo() { dotnet .cache/demo/bin/imikelgo.dll "$@"; }
 
 log=.cache/demo/school.jsonl
-say "1. a school and 3 teacher devices record a term of lessons, syncing through a relay (seed 42)"
+say "1. a school and 3 teacher devices record lessons, syncing through a relay (seed 42)"
 imikelgo log demo --seed 42 --replicas 4 --events 2000 --out "$log"
 
 say "2. verify: every line parsed, hashed, chained and covered by a valid checkpoint signature"
