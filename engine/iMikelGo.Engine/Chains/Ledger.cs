@@ -27,6 +27,8 @@ public sealed class LedgerOptions
 /// </summary>
 public sealed class Ledger
 {
+    private const int MaxOtherSignatures = 4;
+
     private readonly Dictionary<AccountId, AccountState> _accounts = [];
     private readonly LedgerOptions _options;
     private readonly TimeProvider _time;
@@ -186,6 +188,12 @@ public sealed class Ledger
 
         public HashSet<EventHash> Known { get; } = [];
 
+        /// <summary>Hashes of staged events of which a copy without checkpoint was received.</summary>
+        public HashSet<EventHash> UnsignedReceived { get; } = [];
+
+        /// <summary>Further checkpoint signatures received for a staged event, checked when it is authenticated.</summary>
+        public Dictionary<EventHash, List<SignedEvent>> OtherSignatures { get; } = [];
+
         public ECDsa? Key { get; set; }
 
         public string? QuarantineReason { get; set; }
@@ -259,13 +267,38 @@ public sealed class Ledger
                 return;
             }
 
+            if (!incoming.IsCheckpoint)
+            {
+                chain.UnsignedReceived.Add(e.Hash);
+            }
+
             if (chain.Known.Contains(e.Hash))
             {
+                // Identity is the body hash: another copy (unsigned, or with another signature) is a duplicate.
                 report.Duplicates++;
-                if (incoming.IsCheckpoint && chain.Staged.TryGetValue(e.Hash, out var staged) && !staged.IsCheckpoint)
+                if (incoming.IsCheckpoint && chain.Staged.TryGetValue(e.Hash, out var staged))
                 {
-                    chain.Staged[e.Hash] = incoming;
-                    chain.Dirty = true;
+                    if (!staged.IsCheckpoint)
+                    {
+                        chain.Staged[e.Hash] = incoming;
+                        chain.Dirty = true;
+                    }
+                    else if (!staged.Checkpoint.AsSpan().SequenceEqual(incoming.Checkpoint.AsSpan()))
+                    {
+                        // Not verified yet: keep a few other signatures, so a forged copy that arrived first
+                        // cannot make us drop the genuine one (order must not matter).
+                        if (!chain.OtherSignatures.TryGetValue(e.Hash, out var others))
+                        {
+                            others = [];
+                            chain.OtherSignatures.Add(e.Hash, others);
+                        }
+
+                        if (others.Count < MaxOtherSignatures && !others.Any(o => o.Checkpoint.AsSpan().SequenceEqual(incoming.Checkpoint.AsSpan())))
+                        {
+                            others.Add(incoming);
+                            chain.Dirty = true;
+                        }
+                    }
                 }
 
                 return;
@@ -357,18 +390,16 @@ public sealed class Ledger
             chain.Dirty = false;
 
             var progress = false;
-            foreach (var head in chain.Staged.Values.Where(s => s.IsCheckpoint).OrderByDescending(s => s.Event.Seq).ToList())
+            foreach (var candidate in chain.Staged.Values.Where(s => s.IsCheckpoint).OrderByDescending(s => s.Event.Seq).ToList())
             {
-                if (!chain.Staged.ContainsKey(head.Event.Hash))
+                if (!chain.Staged.ContainsKey(candidate.Event.Hash))
                 {
                     continue; // already moved by a higher checkpoint's path
                 }
 
-                if (!head.CheckpointVerifies(key))
+                var head = VerifiedCopy(chain, candidate, key, report);
+                if (head is null)
                 {
-                    chain.Staged.Remove(head.Event.Hash);
-                    chain.Known.Remove(head.Event.Hash); // a correctly signed copy may still come
-                    report.Refused.Add(new Refusal(RefusalKind.BadSignature, head.Event.Describe(), "the checkpoint signature does not verify under the author's key"));
                     continue;
                 }
 
@@ -377,6 +408,18 @@ public sealed class Ledger
                 var cursor = head;
                 while (cursor.Event.Seq > 1 && chain.Staged.TryGetValue(cursor.Event.Prev, out var previous) && previous.Event.Seq == cursor.Event.Seq - 1)
                 {
+                    // A copy on the way that carries its own checkpoint is checked too: a line whose signature
+                    // does not verify is refused as a whole, even though a later checkpoint covers its body.
+                    if (previous.IsCheckpoint)
+                    {
+                        // Leaves the verified copy, the plain copy received earlier, or nothing staged.
+                        VerifiedCopy(chain, previous, key, report);
+                        if (!chain.Staged.TryGetValue(previous.Event.Hash, out previous))
+                        {
+                            break;
+                        }
+                    }
+
                     path.Add(previous);
                     cursor = previous;
                 }
@@ -408,6 +451,7 @@ public sealed class Ledger
                 foreach (var s in path)
                 {
                     chain.Staged.Remove(s.Event.Hash);
+                    chain.UnsignedReceived.Remove(s.Event.Hash);
                     chain.Authenticated.Enqueue(s);
                 }
 
@@ -415,6 +459,45 @@ public sealed class Ledger
             }
 
             return progress;
+        }
+
+        /// <summary>
+        /// The copy of <paramref name="candidate"/> whose checkpoint verifies, or null. Each signature that does not
+        /// verify is refused as BadSignature and nothing of that copy is applied; a plain (unsigned) copy of the same
+        /// body received separately stays held, so a forged copy cannot evict a genuine one.
+        /// </summary>
+        private static SignedEvent? VerifiedCopy(Chain chain, SignedEvent candidate, ECDsa key, ReportBuilder report)
+        {
+            var hash = candidate.Event.Hash;
+            List<SignedEvent> copies = [candidate];
+            if (chain.OtherSignatures.Remove(hash, out var others))
+            {
+                copies.AddRange(others);
+            }
+
+            foreach (var copy in copies)
+            {
+                if (copy.CheckpointVerifies(key))
+                {
+                    chain.Staged[hash] = copy;
+                    return copy;
+                }
+
+                report.Refused.Add(new Refusal(RefusalKind.BadSignature, copy.Event.Describe(), "the checkpoint signature does not verify under the author's key"));
+            }
+
+            if (chain.UnsignedReceived.Contains(hash))
+            {
+                chain.Staged[hash] = candidate.WithoutCheckpoint(); // the plain copy received earlier stays held
+            }
+            else
+            {
+                // Nothing of a refused copy is applied, not even its body; a correct copy may still come.
+                chain.Staged.Remove(hash);
+                chain.Known.Remove(hash);
+            }
+
+            return null;
         }
 
         private bool ApplyReady(Chain chain, ReportBuilder report, DateTimeOffset now)

@@ -61,7 +61,7 @@ public sealed class SignedEvent
         var hash = r.Parsed("hash", s => new EventHash(s));
         if (hash != @event.Hash)
         {
-            throw new WireFormatException($"line.hash: {hash.Short}… does not match the event body's SHA-256 {@event.Hash.Short}… (the event was altered)");
+            throw new WireFormatException($"line.hash: {hash.Short}… does not match the SHA-256 {@event.Hash.Short}… of the body of {@event.Describe()} (the event was altered)");
         }
 
         var checkpoint = r.Has("checkpoint")

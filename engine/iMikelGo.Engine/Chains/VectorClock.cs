@@ -64,7 +64,9 @@ public sealed class VectorClock : IEquatable<VectorClock>
         var builder = ImmutableSortedDictionary.CreateBuilder<ReplicaId, long>();
         foreach (var key in keys)
         {
-            var replica = new ReplicaId(key);
+            var replica = IdRules.Id().IsMatch(key)
+                ? new ReplicaId(key)
+                : throw new WireFormatException($"{reader.Path}: \"{key}\" is not a valid replica id");
             builder[replica] = reader.Integer(key, 1, CanonicalInteger.MaxMagnitude);
         }
 
