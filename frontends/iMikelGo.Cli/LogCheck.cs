@@ -232,7 +232,8 @@ internal sealed class LogCheck
 
         if (Incomplete.Count > 0)
         {
-            error.WriteLine($"INCOMPLETE: {Incomplete.Count} event(s) held back; first: {Incomplete[0]}");
+            var kinds = string.Join(", ", Incomplete.GroupBy(p => p.Kind).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key} {g.Count()}"));
+            error.WriteLine($"INCOMPLETE: {Incomplete.Count} event(s) held back ({kinds}); first: {Incomplete[0]}");
             return;
         }
 
