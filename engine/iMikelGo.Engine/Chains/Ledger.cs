@@ -620,18 +620,21 @@ public sealed class Ledger
                         : new Hold(HoldKind.AwaitingDependencies, waiting.Event.Describe(), $"waits for {string.Join(", ", missing)}");
                 }
 
+                // Computed once per chain: describing n held events stays O(n log n), not O(n²).
+                var hasKey = chain.Key is not null || KeyFor(chain) is not null;
+                var bySeq = chain.Staged.Values.ToLookup(s => s.Event.Seq);
                 foreach (var staged in chain.Staged.Values.OrderBy(s => s.Event.Seq))
                 {
-                    yield return DescribeStaged(chain, staged);
+                    yield return DescribeStaged(chain, staged, hasKey, bySeq);
                 }
             }
         }
 
-        private Hold DescribeStaged(Chain chain, SignedEvent staged)
+        private static Hold DescribeStaged(Chain chain, SignedEvent staged, bool hasKey, ILookup<long, SignedEvent> bySeq)
         {
             var e = staged.Event;
             var subject = e.Describe();
-            if (KeyFor(chain) is null)
+            if (!hasKey)
             {
                 return new Hold(HoldKind.UnknownAuthor, subject, "no enrollment for this author has been applied");
             }
@@ -641,7 +644,7 @@ public sealed class Ledger
                 return new Hold(HoldKind.BrokenLink, subject, $"differs from the authenticated seq {e.Seq} and no checkpoint covers it (an altered or forged copy)");
             }
 
-            var before = e.Seq == 1 ? null : chain.AtSeq(e.Seq - 1) ?? chain.Staged.Values.FirstOrDefault(s => s.Event.Seq == e.Seq - 1);
+            var before = e.Seq == 1 ? null : chain.AtSeq(e.Seq - 1) ?? bySeq[e.Seq - 1].FirstOrDefault();
             if (e.Seq > 1 && before is null)
             {
                 return new Hold(HoldKind.Gap, subject, $"seq {e.Seq - 1} of this author is missing");
