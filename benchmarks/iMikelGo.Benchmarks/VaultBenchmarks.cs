@@ -56,6 +56,28 @@ public class VaultUnlockBenchmarks : IDisposable
         return _vault.State;
     }
 
+    /// <summary>Lock, unlock (KDF excluded) and read + decrypt the 5,000 stored events (the vault's share of "ready").</summary>
+    [Benchmark]
+    public int LockUnlockAndRead()
+    {
+        LockUnlock();
+        var count = 0;
+        var all = _vault.Store.ReadAllEventsAsync(CancellationToken.None).GetAsyncEnumerator();
+        try
+        {
+            while (all.MoveNextAsync().AsTask().GetAwaiter().GetResult())
+            {
+                count += all.Current.CanonicalEvent.Length > 0 ? 1 : 0;
+            }
+        }
+        finally
+        {
+            all.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        }
+
+        return count;
+    }
+
     /// <summary>Lock, unlock (KDF excluded) and load 5,000 events into a verified ledger and calendar digest: "ready".</summary>
     [Benchmark]
     public string LockUnlockAndLoad()
