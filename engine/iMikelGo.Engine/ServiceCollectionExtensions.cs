@@ -23,7 +23,7 @@ public static class ServiceCollectionExtensions
             options.Configure(configure);
         }
 
-        services.TryAddSingleton(sp => new Ledger(sp.GetRequiredService<IOptions<LedgerOptions>>().Value, sp.GetRequiredService<TimeProvider>()));
+        services.TryAddSingleton(sp => new Ledger(sp.GetRequiredService<IOptions<LedgerOptions>>().Value, sp.GetRequiredService<TimeProvider>(), sp.GetService<Microsoft.Extensions.Logging.ILogger<Ledger>>()));
         return services;
     }
 }

@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using System.Collections.Immutable;
 using System.Diagnostics;
 using System.Security.Cryptography;
@@ -34,11 +36,14 @@ public sealed class Ledger
     private readonly TimeProvider _time;
 
     /// <summary>Creates an empty ledger.</summary>
-    public Ledger(LedgerOptions? options = null, TimeProvider? time = null)
+    public Ledger(LedgerOptions? options = null, TimeProvider? time = null, ILogger<Ledger>? logger = null)
     {
         _options = options ?? new LedgerOptions();
         _time = time ?? TimeProvider.System;
+        _logger = logger ?? (ILogger)NullLogger.Instance;
     }
+
+    private readonly ILogger _logger;
 
     /// <summary>The accounts seen so far.</summary>
     public IEnumerable<AccountId> Accounts => _accounts.Keys.OrderBy(a => a.Value, StringComparer.Ordinal);
@@ -94,6 +99,27 @@ public sealed class Ledger
     internal string? CheckIntent(Event e) =>
         _accounts.TryGetValue(e.Account, out var state) ? state.Calendar.Check(e, state.IsSchool(e.Replica)) : new Calendar(e.Account).Check(e, isSchool: false);
 
+    /// <summary>
+    /// The latest encryption key each enrolled, non-revoked replica of <paramref name="account"/> published in its
+    /// own signed chain: the recipients of the next bundle. A revoked device never appears here.
+    /// </summary>
+    public IReadOnlyDictionary<ReplicaId, System.Collections.Immutable.ImmutableArray<byte>> RecipientKeys(AccountId account)
+    {
+        var result = new SortedDictionary<ReplicaId, System.Collections.Immutable.ImmutableArray<byte>>();
+        if (!_accounts.TryGetValue(account, out var state))
+        {
+            return result;
+        }
+
+        var revoked = state.AppliedOrder.Select(e => e.Payload).OfType<DeviceRevoked>().Select(r => r.Device).ToHashSet();
+        foreach (var e in state.AppliedOrder.Where(e => e.Payload is EncryptionKeyPublished && !revoked.Contains(e.Replica)).OrderBy(e => e.Seq))
+        {
+            result[e.Replica] = ((EncryptionKeyPublished)e.Payload).PublicKey;
+        }
+
+        return result;
+    }
+
     /// <summary>Events received but not applied, each with the reason it is held back.</summary>
     public IReadOnlyList<Hold> Held() => [.. _accounts.Values.SelectMany(a => a.DescribeHeld())];
 
@@ -124,6 +150,17 @@ public sealed class Ledger
         EngineTelemetry.EventsApplied.Add(report.Applied.Count);
         EngineTelemetry.EventsRefused.Add(report.Refused.Count);
         activity?.SetTag("imikelgo.applied", report.Applied.Count);
+        // Refusals and forks name the event (author, seq, type, hash prefix), never its content.
+        foreach (var refusal in report.Refused)
+        {
+            _logger.LogWarning("Refused {Subject}: {Kind}: {Reason}", refusal.Subject, refusal.Kind, refusal.Reason);
+        }
+
+        foreach (var fork in report.Forks)
+        {
+            _logger.LogError("Fork: replica {Replica} of account {Account} wrote two events at seq {Seq}; quarantined", fork.Replica, fork.Account, fork.Seq);
+        }
+
         return report.Build();
     }
 

@@ -49,6 +49,10 @@ internal static class EventCodec
                 Occurrence(r), r.Date("date"), (int)r.Integer("start", 0, (24 * 60) - 1), (int)r.Integer("duration", 5, 24 * 60),
                 r.Parsed("room", s => new RoomId(s))),
             [("lesson.held", 1)] = r => new LessonHeld(Occurrence(r), r.OptionalString("note", MaxText)),
+            [("encryption-key.published", 1)] = r => new EncryptionKeyPublished(
+                [.. r.Parsed("publicKey", s => StrictBase64.Decode(s, 65) is { Length: 65 } point && point[0] == 4
+                    ? point
+                    : throw new FormatException("expected an uncompressed P-256 point (65 bytes, 0x04 first)"), 100)]),
             [("conflict.resolved", 1)] = r => new ConflictResolved(Occurrence(r), r.Parsed("keep", s => new EventHash(s))),
         }.ToFrozenDictionary();
 

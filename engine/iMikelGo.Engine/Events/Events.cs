@@ -162,3 +162,15 @@ public sealed record ConflictResolved(OccurrenceId Occurrence, EventHash Keep) :
     internal override CanonicalObject ToPayload() => new ObjectBuilder()
         .Add("occurrence", Occurrence.ToString()).Add("keep", Keep.Hex).Build();
 }
+
+/// <summary>
+/// A replica publishes its next encryption (HPKE) public key in its own signed chain; peers seal new bundles to
+/// the latest key each enrolled replica published. Rotation schedule and forward secrecy: docs/sealing.md.
+/// </summary>
+/// <param name="PublicKey">The P-256 public key as an uncompressed point (65 bytes).</param>
+[EventType("encryption-key.published", 1)]
+public sealed record EncryptionKeyPublished(ImmutableArray<byte> PublicKey) : LessonEvent
+{
+    internal override CanonicalObject ToPayload() => new ObjectBuilder()
+        .Add("publicKey", Convert.ToBase64String(PublicKey.AsSpan())).Build();
+}

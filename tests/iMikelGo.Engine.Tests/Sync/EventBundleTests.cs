@@ -83,4 +83,43 @@ public sealed class EventBundleTests
         key.Dispose();
         otherKey.Dispose();
     }
+
+    [Fact]
+    public void Recipients_are_the_keys_devices_published_in_their_signed_chains_and_a_revoked_device_reads_nothing_new()
+    {
+        var account = new AccountId("k-anna");
+        using var schoolKey = ReplicaKey.Create();
+        using var d1Key = ReplicaKey.Create();
+        using var d2Key = ReplicaKey.Create();
+        var school = new Replica(account, schoolKey);
+        school.RecordBatch([
+            new AccountOpened("ms-x", "Anna", schoolKey.PublicKey),
+            new DeviceEnrolled(d1Key.Replica, "tablet", d1Key.PublicKey),
+            new DeviceEnrolled(d2Key.Replica, "phone", d2Key.PublicKey),
+        ]).Error.Should().BeNull();
+        using var d1Enc = EncryptionKeyPair.Generate();
+        using var d2Old = EncryptionKeyPair.Generate();
+        using var d2New = EncryptionKeyPair.Generate();
+        var d1 = new Replica(account, d1Key);
+        var d2 = new Replica(account, d2Key);
+        d1.Receive(school.Ledger.Export(account));
+        d2.Receive(school.Ledger.Export(account));
+        d1.Record(new EncryptionKeyPublished([.. d1Enc.PublicKey.Encoded.ToArray()])).Error.Should().BeNull();
+        d2.Record(new EncryptionKeyPublished([.. d2Old.PublicKey.Encoded.ToArray()])).Error.Should().BeNull();
+        d2.Record(new EncryptionKeyPublished([.. d2New.PublicKey.Encoded.ToArray()])).Error.Should().BeNull();
+        school.Receive(d1.Ledger.Export(account).Concat(d2.Ledger.Export(account))).IsClean.Should().BeTrue();
+
+        var recipients = school.Ledger.RecipientKeys(account);
+        recipients.Keys.Should().BeEquivalentTo([d1Key.Replica, d2Key.Replica]);
+        recipients[d2Key.Replica].Should().Equal(d2New.PublicKey.Encoded.ToArray(), "the latest published key replaces the old one");
+
+        school.Record(new DeviceRevoked(d2Key.Replica, "lost")).Error.Should().BeNull();
+        var after = school.Ledger.RecipientKeys(account);
+        after.Keys.Should().Equal(d1Key.Replica);
+        var bundle = EventBundles.Seal(school.Id, [.. school.Ledger.Export(account)],
+            after.Values.Select(k => RecipientPublicKey.TryParse(k.AsSpan(), out var key, out _) ? key! : throw new InvalidOperationException()));
+        EventBundles.TryOpen(bundle.Bytes, account, d2New, null, out _, out var refused).Should().BeFalse();
+        refused.Should().Contain("NotARecipient");
+        EventBundles.TryOpen(bundle.Bytes, account, d1Enc, null, out _, out _).Should().BeTrue();
+    }
 }
