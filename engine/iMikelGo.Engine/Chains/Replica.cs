@@ -50,7 +50,18 @@ public sealed class Replica
     {
         ArgumentNullException.ThrowIfNull(payloads);
         _writer.Observe(Ledger.Heads(Account));
-        var events = _writer.AppendBatch(payloads, Ledger.CheckIntent, out var error);
+        IReadOnlyList<SignedEvent>? events;
+        string? error;
+        try
+        {
+            events = _writer.AppendBatch(payloads, Ledger.CheckIntent, out error);
+        }
+        catch (FormatException ex)
+        {
+            // The fact cannot be expressed on the wire (e.g. a device id that is not the hash of its key).
+            return new RecordResult(null, $"not recorded: {ex.Message}");
+        }
+
         if (events is null)
         {
             return new RecordResult(null, error);

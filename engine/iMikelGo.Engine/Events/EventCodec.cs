@@ -38,7 +38,13 @@ internal static class EventCodec
             [("student.enrolled", 1)] = r => new StudentEnrolled(r.Parsed("student", s => new StudentId(s)), r.String("name")),
             [("student.left", 1)] = r => new StudentLeft(r.Parsed("student", s => new StudentId(s)), r.Date("from")),
             [("holidays.declared", 1)] = r => new HolidaysDeclared(r.String("name"), r.Date("from"), r.Date("to")),
-            [("device.enrolled", 1)] = r => new DeviceEnrolled(r.Parsed("device", s => new ReplicaId(s)), r.String("label"), Key(r, "deviceKey")),
+            [("device.enrolled", 1)] = r =>
+            {
+                var enrolled = new DeviceEnrolled(r.Parsed("device", s => new ReplicaId(s)), r.String("label"), Key(r, "deviceKey"));
+                return ReplicaId.FromPublicKey(enrolled.DeviceKey.AsSpan()) == enrolled.Device
+                    ? enrolled
+                    : throw new WireFormatException($"$.payload.device: {enrolled.Device} is not the id of deviceKey (ids are the hash of the key)");
+            },
             [("device.revoked", 1)] = r => new DeviceRevoked(r.Parsed("device", s => new ReplicaId(s)), r.String("reason", MaxText)),
             [("student.absent", 1)] = r => new StudentAbsent(
                 Occurrence(r), r.Parsed("student", s => new StudentId(s)), r.Boolean("excused"), r.OptionalString("reason", MaxText)),

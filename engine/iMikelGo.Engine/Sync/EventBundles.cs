@@ -14,8 +14,11 @@ namespace IMikelGo.Engine.Sync;
 /// </summary>
 public static class EventBundles
 {
-    /// <summary>Seals <paramref name="events"/> (all of one account) for <paramref name="recipients"/>.</summary>
-    /// <exception cref="ArgumentException">No events, or events of several accounts.</exception>
+    /// <summary>
+    /// Seals <paramref name="events"/> — all of one account and written by <paramref name="sender"/>, the sealing
+    /// replica itself — for <paramref name="recipients"/>. Each replica seals and sends only its own chain.
+    /// </summary>
+    /// <exception cref="ArgumentException">No events, events of several accounts, or of another author.</exception>
     public static SealedBundle Seal(ReplicaId sender, IReadOnlyCollection<SignedEvent> events, IEnumerable<RecipientPublicKey> recipients)
     {
         ArgumentNullException.ThrowIfNull(events);
@@ -28,6 +31,11 @@ public static class EventBundles
         if (events.Any(e => e.Event.Account != account))
         {
             throw new ArgumentException("a bundle holds the events of one account", nameof(events));
+        }
+
+        if (events.Any(e => e.Event.Replica != sender))
+        {
+            throw new ArgumentException("a replica seals only the events it wrote itself", nameof(events));
         }
 
         var ranges = events.GroupBy(e => e.Event.Replica)
@@ -85,7 +93,22 @@ public static class EventBundles
                 return false;
             }
 
+            if (e.Event.Replica.Value != opened.Header.SenderReplicaId)
+            {
+                error = $"bundle {opened.Header.BundleId}: event {e.Event.Describe()} was not written by the bundle's sender {opened.Header.SenderReplicaId}";
+                return false;
+            }
+
             parsed.Add(e);
+        }
+
+        // The header's ranges are a promise: every declared event must be present, exactly once.
+        var declared = opened.Header.Ranges.Sum(r => (long)(r.ToSequence - r.FromSequence + 1));
+        var distinct = parsed.Select(e => (e.Event.Replica, e.Event.Seq)).Distinct().Count();
+        if (distinct != parsed.Count || distinct != declared)
+        {
+            error = $"bundle {opened.Header.BundleId}: its header declares {declared} event(s) but it holds {parsed.Count} ({distinct} distinct)";
+            return false;
         }
 
         error = null;

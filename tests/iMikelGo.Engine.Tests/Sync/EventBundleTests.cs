@@ -71,6 +71,13 @@ public sealed class EventBundleTests
         using var d1 = EncryptionKeyPair.Generate();
         var payload = Encoding.UTF8.GetBytes(string.Join("\n", events.Concat(otherEvents).Select(e => e.ToLine())));
         var smuggled = Bundle.Seal("k-anna", school.Id.Value, [new SequenceRange(school.Id.Value, 1, 2)], payload, [d1.PublicKey]);
+        var impostor = Bundle.Seal("k-anna", "rnobody", [new SequenceRange(school.Id.Value, 1, 2)],
+            Encoding.UTF8.GetBytes(string.Join("\n", events.Select(e => e.ToLine()))), [d1.PublicKey]);
+        EventBundles.TryOpen(impostor.Bytes, new AccountId("k-anna"), d1, null, out _, out var wrongSender).Should().BeFalse();
+        wrongSender.Should().Contain("not written by the bundle's sender");
+        var hollow = Bundle.Seal("k-anna", school.Id.Value, [new SequenceRange(school.Id.Value, 1, 2)], Encoding.UTF8.GetBytes(events[0].ToLine()), [d1.PublicKey]);
+        EventBundles.TryOpen(hollow.Bytes, new AccountId("k-anna"), d1, null, out _, out var missing).Should().BeFalse();
+        missing.Should().Contain("declares 2 event(s) but it holds 1");
 
         EventBundles.TryOpen(smuggled.Bytes, new AccountId("k-anna"), d1, null, out var opened, out var error).Should().BeFalse();
         opened.Should().BeNull();
@@ -116,10 +123,25 @@ public sealed class EventBundleTests
         school.Record(new DeviceRevoked(d2Key.Replica, "lost")).Error.Should().BeNull();
         var after = school.Ledger.RecipientKeys(account);
         after.Keys.Should().Equal(d1Key.Replica);
-        var bundle = EventBundles.Seal(school.Id, [.. school.Ledger.Export(account)],
+        var bundle = EventBundles.Seal(school.Id, [.. school.Ledger.Export(account).Where(e => e.Event.Replica == school.Id)],
             after.Values.Select(k => RecipientPublicKey.TryParse(k.AsSpan(), out var key, out _) ? key! : throw new InvalidOperationException()));
         EventBundles.TryOpen(bundle.Bytes, account, d2New, null, out _, out var refused).Should().BeFalse();
         refused.Should().Contain("NotARecipient");
         EventBundles.TryOpen(bundle.Bytes, account, d1Enc, null, out _, out _).Should().BeTrue();
+    }
+
+    [Fact]
+    public void A_device_enrollment_whose_id_is_not_the_hash_of_its_key_is_never_written_nor_accepted()
+    {
+        var account = new AccountId("k-anna");
+        using var schoolKey = ReplicaKey.Create();
+        using var device = ReplicaKey.Create();
+        using var other = ReplicaKey.Create();
+        var school = new Replica(account, schoolKey);
+        school.Record(new AccountOpened("ms-x", "Anna", schoolKey.PublicKey)).Error.Should().BeNull();
+        var result = school.Record(new DeviceEnrolled(other.Replica, "tablet", device.PublicKey));
+        result.Succeeded.Should().BeFalse();
+        result.Error.Should().Contain("is not the id of deviceKey");
+        school.Position.Seq.Should().Be(1, "nothing was appended");
     }
 }
