@@ -1,0 +1,395 @@
+using System.Globalization;
+using IMikelGo.Engine.Relay;
+using IMikelGo.Store.Sqlite.Native;
+using Microsoft.Data.Sqlite;
+
+namespace IMikelGo.Store.Sqlite.Relay;
+
+/// <summary>
+/// The relay's embedded mailbox store (one machine): one SQLite file in WAL mode, shared safely by several threads
+/// and several processes. Every write runs in a <c>BEGIN IMMEDIATE</c> transaction, so writers are serialized by
+/// SQLite's file lock: a mailbox's positions are assigned gap-free and in commit order (a reader never sees
+/// position N+1 before N), and <c>UNIQUE(account, bundle_id)</c> makes a retried push return the original position
+/// instead of a second copy (field report F05). Nonces are single-use through <c>UNIQUE(caller, nonce)</c>.
+/// Revocations live apart from callers, so deleting a caller keeps its pending wipe. Stores ciphertext, pseudonymous
+/// ids, sizes and times only; see docs/stores.md for the optional file encryption.
+/// </summary>
+public sealed class SqliteMailboxStore : IMailboxStore, IDisposable
+{
+    private const int SqliteConstraint = 19;
+    private const string WholeAccount = "";
+
+    private const string Schema = """
+        CREATE TABLE IF NOT EXISTS mailbox_heads (
+            account TEXT NOT NULL PRIMARY KEY,
+            head INTEGER NOT NULL,
+            size INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS bundles (
+            account TEXT NOT NULL,
+            position INTEGER NOT NULL CHECK (position > 0),
+            bundle_id TEXT NOT NULL,
+            sender TEXT NOT NULL,
+            data BLOB NOT NULL,
+            size INTEGER NOT NULL,
+            stored_at INTEGER NOT NULL,
+            PRIMARY KEY (account, position),
+            UNIQUE (account, bundle_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS acks (
+            account TEXT NOT NULL,
+            caller TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            PRIMARY KEY (account, caller)
+        ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS callers (
+            id TEXT NOT NULL PRIMARY KEY,
+            account TEXT NOT NULL,
+            signing_key BLOB NOT NULL,
+            is_school INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS revocations (
+            account TEXT NOT NULL,
+            device TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            revoked_at INTEGER NOT NULL,
+            PRIMARY KEY (account, device)
+        ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS wipe_acks (
+            account TEXT NOT NULL,
+            device TEXT NOT NULL,
+            acked_at INTEGER NOT NULL,
+            PRIMARY KEY (account, device)
+        ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS nonces (
+            caller TEXT NOT NULL,
+            nonce TEXT NOT NULL,
+            expires INTEGER NOT NULL,
+            PRIMARY KEY (caller, nonce)
+        ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS nonces_expires ON nonces (expires);
+        """;
+
+    private readonly string connectionString;
+    private readonly SqliteMailboxStoreOptions options;
+    private long nextPruneTicks;
+
+    /// <summary>Opens (and creates when missing) the store.</summary>
+    public SqliteMailboxStore(SqliteMailboxStoreOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (string.IsNullOrWhiteSpace(options.Path))
+        {
+            throw new ArgumentException("SqliteMailboxStoreOptions.Path is required.", nameof(options));
+        }
+
+        this.options = options;
+        SqliteNative.EnsureLoaded(options.NativeLibraryPath);
+        var full = System.IO.Path.GetFullPath(options.Path);
+        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(full)!);
+        var builder = new SqliteConnectionStringBuilder
+        {
+            DataSource = full,
+            Mode = SqliteOpenMode.ReadWriteCreate,
+            Pooling = true,
+            DefaultTimeout = Math.Max(1, (int)options.BusyTimeout.TotalSeconds),
+        };
+        if (!string.IsNullOrEmpty(options.Passphrase))
+        {
+            builder.Password = options.Passphrase;
+        }
+
+        connectionString = builder.ToString();
+        FilePath = full;
+        using var conn = Open();
+        Exec(conn, "PRAGMA journal_mode = WAL", expect: "wal");
+        using var tx = conn.BeginTransaction(deferred: false);
+        Exec(conn, Schema, tx);
+        tx.Commit();
+    }
+
+    /// <summary>The database file.</summary>
+    public string FilePath { get; }
+
+    /// <inheritdoc />
+    public Task<PushResult> AppendAsync(string account, Guid bundleId, string sender, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    {
+        RequireId(account, nameof(account));
+        RequireId(sender, nameof(sender));
+        cancellationToken.ThrowIfCancellationRequested();
+        var id = bundleId.ToString("D");
+        for (var attempt = 0; ; attempt++)
+        {
+            using var conn = Open();
+            try
+            {
+                using var tx = conn.BeginTransaction(deferred: false); // BEGIN IMMEDIATE: one writer at a time, across processes
+                if (Scalar(conn, tx, "SELECT position FROM bundles WHERE account = $a AND bundle_id = $b", ("$a", account), ("$b", id)) is long existing)
+                {
+                    tx.Commit();
+                    return Task.FromResult(new PushResult(existing, bundleId, Duplicate: true));
+                }
+
+                var head = Scalar(conn, tx, "SELECT head FROM mailbox_heads WHERE account = $a", ("$a", account)) as long? ?? 0;
+                var position = head + 1;
+                using (var insert = Command(conn, tx,
+                    "INSERT INTO bundles (account, position, bundle_id, sender, data, size, stored_at) VALUES ($a, $p, $b, $s, $d, $n, $t)",
+                    ("$a", account), ("$p", position), ("$b", id), ("$s", sender), ("$d", data.ToArray()), ("$n", (long)data.Length), ("$t", Now())))
+                {
+                    insert.ExecuteNonQuery();
+                }
+
+                using (var upsert = Command(conn, tx,
+                    "INSERT INTO mailbox_heads (account, head, size) VALUES ($a, $p, $n) ON CONFLICT (account) DO UPDATE SET head = excluded.head, size = size + excluded.size",
+                    ("$a", account), ("$p", position), ("$n", (long)data.Length)))
+                {
+                    upsert.ExecuteNonQuery();
+                }
+
+                tx.Commit();
+                return Task.FromResult(new PushResult(position, bundleId, Duplicate: false));
+            }
+            catch (SqliteException ex) when (ex.SqliteErrorCode == SqliteConstraint && attempt < 3)
+            {
+                // The database refused a second copy (a writer that bypassed the lock): read the original again.
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public Task<IReadOnlyList<StoredBundle>> ReadAsync(string account, long after, int limit, CancellationToken cancellationToken)
+    {
+        RequireId(account, nameof(account));
+        ArgumentOutOfRangeException.ThrowIfNegative(after);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(limit);
+        cancellationToken.ThrowIfCancellationRequested();
+        using var conn = Open();
+        using var cmd = Command(conn, null,
+            "SELECT position, bundle_id, sender, data, stored_at FROM bundles WHERE account = $a AND position > $after ORDER BY position LIMIT $limit",
+            ("$a", account), ("$after", after), ("$limit", (long)limit));
+        using var reader = cmd.ExecuteReader();
+        var list = new List<StoredBundle>();
+        while (reader.Read())
+        {
+            list.Add(new StoredBundle(
+                reader.GetInt64(0),
+                Guid.ParseExact(reader.GetString(1), "D"),
+                reader.GetString(2),
+                (byte[])reader.GetValue(3),
+                DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(4))));
+        }
+
+        return Task.FromResult<IReadOnlyList<StoredBundle>>(list);
+    }
+
+    /// <inheritdoc />
+    public Task<long> HeadAsync(string account, CancellationToken cancellationToken)
+    {
+        RequireId(account, nameof(account));
+        using var conn = Open();
+        return Task.FromResult(Scalar(conn, null, "SELECT head FROM mailbox_heads WHERE account = $a", ("$a", account)) as long? ?? 0);
+    }
+
+    /// <inheritdoc />
+    public Task<long> SizeAsync(string account, CancellationToken cancellationToken)
+    {
+        RequireId(account, nameof(account));
+        using var conn = Open();
+        return Task.FromResult(Scalar(conn, null, "SELECT size FROM mailbox_heads WHERE account = $a", ("$a", account)) as long? ?? 0);
+    }
+
+    /// <inheritdoc />
+    public Task AckAsync(string account, string caller, long position, CancellationToken cancellationToken)
+    {
+        RequireId(account, nameof(account));
+        RequireId(caller, nameof(caller));
+        ArgumentOutOfRangeException.ThrowIfNegative(position);
+        Write(
+            "INSERT INTO acks (account, caller, position) VALUES ($a, $c, $p) ON CONFLICT (account, caller) DO UPDATE SET position = max(position, excluded.position)",
+            ("$a", account), ("$c", caller), ("$p", position));
+        return Task.CompletedTask;
+    }
+
+    /// <summary>The highest position <paramref name="caller"/> acknowledged (0 when none); for tests and operations.</summary>
+    public Task<long> AckedAsync(string account, string caller, CancellationToken cancellationToken)
+    {
+        using var conn = Open();
+        return Task.FromResult(Scalar(conn, null, "SELECT position FROM acks WHERE account = $a AND caller = $c", ("$a", account), ("$c", caller)) as long? ?? 0);
+    }
+
+    /// <inheritdoc />
+    public Task PutCallerAsync(RelayCaller caller, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(caller);
+        RequireId(caller.Id, nameof(caller));
+        RequireId(caller.Account, nameof(caller));
+        ArgumentNullException.ThrowIfNull(caller.SigningKey);
+        Write(
+            "INSERT INTO callers (id, account, signing_key, is_school) VALUES ($i, $a, $k, $s) ON CONFLICT (id) DO UPDATE SET account = excluded.account, signing_key = excluded.signing_key, is_school = excluded.is_school",
+            ("$i", caller.Id), ("$a", caller.Account), ("$k", caller.SigningKey), ("$s", caller.IsSchool ? 1L : 0L));
+        return Task.CompletedTask;
+    }
+
+    /// <inheritdoc />
+    public Task<RelayCaller?> GetCallerAsync(string id, CancellationToken cancellationToken)
+    {
+        RequireId(id, nameof(id));
+        using var conn = Open();
+        using var cmd = Command(conn, null, "SELECT id, account, signing_key, is_school FROM callers WHERE id = $i", ("$i", id));
+        using var reader = cmd.ExecuteReader();
+        RelayCaller? caller = reader.Read()
+            ? new RelayCaller(reader.GetString(0), reader.GetString(1), (byte[])reader.GetValue(2), reader.GetInt64(3) != 0)
+            : null;
+        return Task.FromResult(caller);
+    }
+
+    /// <inheritdoc />
+    public Task DeleteCallerAsync(string id, CancellationToken cancellationToken)
+    {
+        RequireId(id, nameof(id));
+        Write("DELETE FROM callers WHERE id = $i", ("$i", id));
+        return Task.CompletedTask;
+    }
+
+    /// <inheritdoc />
+    public Task RevokeAsync(string account, string? device, string reason, CancellationToken cancellationToken)
+    {
+        RequireId(account, nameof(account));
+        if (device is not null)
+        {
+            RequireId(device, nameof(device));
+        }
+
+        ArgumentNullException.ThrowIfNull(reason);
+        Write(
+            "INSERT INTO revocations (account, device, reason, revoked_at) VALUES ($a, $d, $r, $t) ON CONFLICT (account, device) DO NOTHING",
+            ("$a", account), ("$d", device ?? WholeAccount), ("$r", reason), ("$t", Now()));
+        return Task.CompletedTask;
+    }
+
+    /// <inheritdoc />
+    public Task<bool> IsRevokedAsync(string account, string device, CancellationToken cancellationToken)
+    {
+        RequireId(account, nameof(account));
+        RequireId(device, nameof(device));
+        using var conn = Open();
+        var hit = Scalar(conn, null, "SELECT 1 FROM revocations WHERE account = $a AND device IN ($d, $all) LIMIT 1",
+            ("$a", account), ("$d", device), ("$all", WholeAccount));
+        return Task.FromResult(hit is not null);
+    }
+
+    /// <inheritdoc />
+    public Task AcknowledgeWipeAsync(string account, string device, CancellationToken cancellationToken)
+    {
+        RequireId(account, nameof(account));
+        RequireId(device, nameof(device));
+        Write("INSERT INTO wipe_acks (account, device, acked_at) VALUES ($a, $d, $t) ON CONFLICT (account, device) DO NOTHING",
+            ("$a", account), ("$d", device), ("$t", Now()));
+        return Task.CompletedTask;
+    }
+
+    /// <inheritdoc />
+    public Task<bool> HasWipedAsync(string account, string device, CancellationToken cancellationToken)
+    {
+        RequireId(account, nameof(account));
+        RequireId(device, nameof(device));
+        using var conn = Open();
+        var hit = Scalar(conn, null, "SELECT 1 FROM wipe_acks WHERE account = $a AND device = $d", ("$a", account), ("$d", device));
+        return Task.FromResult(hit is not null);
+    }
+
+    /// <inheritdoc />
+    public Task<bool> TryUseNonceAsync(string caller, string nonce, DateTimeOffset expires, CancellationToken cancellationToken)
+    {
+        RequireId(caller, nameof(caller));
+        RequireId(nonce, nameof(nonce));
+        var now = options.TimeProvider.GetUtcNow();
+        using var conn = Open();
+        using var tx = conn.BeginTransaction(deferred: false);
+        var due = Interlocked.Read(ref nextPruneTicks);
+        if (now.UtcTicks >= due && Interlocked.CompareExchange(ref nextPruneTicks, (now + options.NoncePruneInterval).UtcTicks, due) == due)
+        {
+            using var prune = Command(conn, tx, "DELETE FROM nonces WHERE expires < $now", ("$now", now.ToUnixTimeMilliseconds()));
+            prune.ExecuteNonQuery();
+        }
+
+        using var insert = Command(conn, tx, "INSERT INTO nonces (caller, nonce, expires) VALUES ($c, $n, $e) ON CONFLICT (caller, nonce) DO NOTHING",
+            ("$c", caller), ("$n", nonce), ("$e", expires.ToUnixTimeMilliseconds()));
+        var fresh = insert.ExecuteNonQuery() == 1;
+        tx.Commit();
+        return Task.FromResult(fresh);
+    }
+
+    /// <summary>Releases the pooled connections of this file.</summary>
+    public void Dispose()
+    {
+        using var conn = new SqliteConnection(connectionString);
+        SqliteConnection.ClearPool(conn);
+    }
+
+    private SqliteConnection Open()
+    {
+        var conn = new SqliteConnection(connectionString);
+        try
+        {
+            conn.Open();
+            Exec(conn, string.Create(CultureInfo.InvariantCulture, $"PRAGMA busy_timeout = {(long)options.BusyTimeout.TotalMilliseconds}"));
+            Exec(conn, "PRAGMA synchronous = FULL");
+            return conn;
+        }
+        catch
+        {
+            conn.Dispose();
+            throw;
+        }
+    }
+
+    private void Write(string sql, params (string Name, object Value)[] parameters)
+    {
+        using var conn = Open();
+        using var tx = conn.BeginTransaction(deferred: false);
+        using (var cmd = Command(conn, tx, sql, parameters))
+        {
+            cmd.ExecuteNonQuery();
+        }
+
+        tx.Commit();
+    }
+
+    private long Now() => options.TimeProvider.GetUtcNow().ToUnixTimeMilliseconds();
+
+    private static SqliteCommand Command(SqliteConnection conn, SqliteTransaction? tx, string sql, params (string Name, object Value)[] parameters)
+    {
+        var cmd = conn.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = sql;
+        foreach (var (name, value) in parameters)
+        {
+            cmd.Parameters.AddWithValue(name, value);
+        }
+
+        return cmd;
+    }
+
+    private static object? Scalar(SqliteConnection conn, SqliteTransaction? tx, string sql, params (string Name, object Value)[] parameters)
+    {
+        using var cmd = Command(conn, tx, sql, parameters);
+        var value = cmd.ExecuteScalar();
+        return value is DBNull ? null : value;
+    }
+
+    private static void Exec(SqliteConnection conn, string sql, SqliteTransaction? tx = null, string? expect = null)
+    {
+        using var cmd = Command(conn, tx, sql);
+        var result = cmd.ExecuteScalar();
+        if (expect is not null && !string.Equals(Convert.ToString(result, CultureInfo.InvariantCulture), expect, StringComparison.OrdinalIgnoreCase))
+        {
+            throw new InvalidOperationException($"'{sql}' gave '{result}', expected '{expect}'.");
+        }
+    }
+
+    private static void RequireId(string value, string name)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(value, name);
+    }
+}
