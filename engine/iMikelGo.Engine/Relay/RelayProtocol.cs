@@ -34,6 +34,15 @@ public static class RelayProtocol
     /// <summary>Problem type: malformed, oversized or inconsistent input.</summary>
     public const string BadInputProblemType = "https://imikelgo.example/problems/bad-input";
 
+    /// <summary>Problem type: an authenticated caller asked for something it may not do (another account, not the school, another sender).</summary>
+    public const string ForbiddenProblemType = "https://imikelgo.example/problems/forbidden";
+
+    /// <summary>Problem type: the account's mailbox is full (HTTP 413); pull and ack, or ask the operator for more.</summary>
+    public const string QuotaProblemType = "https://imikelgo.example/problems/quota";
+
+    /// <summary>Problem type: too many requests from this caller (HTTP 429, with Retry-After).</summary>
+    public const string RateLimitedProblemType = "https://imikelgo.example/problems/rate-limited";
+
     /// <summary>Largest bundle the relay accepts (bytes).</summary>
     public const int MaxBundleBytes = 4 * 1024 * 1024;
 
