@@ -19,7 +19,8 @@ internal static class KeyHierarchy
     /// <summary>The slow half: PBKDF2-SHA256 of the PIN (exposed for benchmarks).</summary>
     internal static byte[] DerivePinKey(string pin, ReadOnlySpan<byte> salt, int iterations)
     {
-        var pinBytes = Encoding.UTF8.GetBytes(pin);
+        // NFC: the same PIN typed on keyboards that compose differently (é vs e + ◌́) must derive the same key.
+        var pinBytes = Encoding.UTF8.GetBytes(pin.Normalize(NormalizationForm.FormC));
         try
         {
             return Rfc2898DeriveBytes.Pbkdf2(pinBytes, salt, iterations, HashAlgorithmName.SHA256, KeySize);

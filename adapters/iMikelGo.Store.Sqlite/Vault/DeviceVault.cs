@@ -183,7 +183,18 @@ public sealed class DeviceVault : IAsyncDisposable, IDisposable
         try
         {
             await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
-            var (result, dek, envelope, generation) = await AttemptAsync(pin, cancellationToken).ConfigureAwait(false);
+            (UnlockResult result, byte[]? dek, KeyEnvelope? envelope, long generation) attempt;
+            try
+            {
+                attempt = await AttemptAsync(pin, cancellationToken).ConfigureAwait(false);
+            }
+            catch (IOException ex)
+            {
+                // Another process holds the vault's files (a second app instance): not a wrong PIN, nothing counted twice.
+                throw new VaultException(VaultErrorKind.InvalidState, "The vault is busy in another app instance; try again.", ex);
+            }
+
+            var (result, dek, envelope, generation) = attempt;
             if (dek is null)
             {
                 return result;
@@ -824,12 +835,19 @@ public sealed class DeviceVault : IAsyncDisposable, IDisposable
         demoStore = null;
     }
 
+    private const int MaximumPinLength = 128;
+
     private void CheckPinPolicy(string pin)
     {
         ArgumentNullException.ThrowIfNull(pin);
         if (pin.Length < options.MinimumPinLength)
         {
             throw new VaultException(VaultErrorKind.PinPolicy, $"A PIN has at least {options.MinimumPinLength} characters.");
+        }
+
+        if (pin.Length > MaximumPinLength || string.IsNullOrWhiteSpace(pin) || pin.Any(char.IsControl))
+        {
+            throw new VaultException(VaultErrorKind.PinPolicy, $"A PIN has at most {MaximumPinLength} characters and no control characters, and is not blank.");
         }
     }
 
