@@ -103,10 +103,17 @@ internal sealed class LogCheck
             chunk.Clear();
         }
 
-        foreach (var line in File.ReadLines(path))
+        foreach (var (line, fault) in StrictLines(path))
         {
             cancellationToken.ThrowIfCancellationRequested();
             check.Lines++;
+            if (fault is not null)
+            {
+                check.Invalid.Add(new LogProblem(check.Lines, nameof(RefusalKind.Malformed), "the line", fault));
+                chunk.Add(string.Empty);
+                continue;
+            }
+
             chunk.Add(line);
             if (chunk.Count == Chunk)
             {
@@ -121,6 +128,55 @@ internal sealed class LogCheck
 
         check.Collect(reports, lineOf);
         return check;
+    }
+
+    private static readonly System.Text.UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    /// <summary>
+    /// Lines split on LF only and decoded as strict UTF-8: a byte-order mark, invalid UTF-8 or a CR is reported
+    /// for the line that holds it instead of being silently repaired, since the bytes are what is hashed.
+    /// </summary>
+    private static IEnumerable<(string Line, string? Fault)> StrictLines(string path)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+        var buffer = new MemoryStream();
+        var first = true;
+        int b;
+        while ((b = stream.ReadByte()) >= 0)
+        {
+            if (b != '\n')
+            {
+                buffer.WriteByte((byte)b);
+                continue;
+            }
+
+            yield return Decode(buffer, first);
+            first = false;
+            buffer.SetLength(0);
+        }
+
+        if (buffer.Length > 0)
+        {
+            yield return Decode(buffer, first);
+        }
+
+        static (string, string?) Decode(MemoryStream bytes, bool firstLine)
+        {
+            var span = bytes.GetBuffer().AsSpan(0, (int)bytes.Length);
+            if (firstLine && span.StartsWith("\uFEFF"u8))
+            {
+                return (string.Empty, "starts with a byte-order mark (logs are UTF-8 without BOM)");
+            }
+
+            try
+            {
+                return (StrictUtf8.GetString(span), null);
+            }
+            catch (System.Text.DecoderFallbackException)
+            {
+                return (string.Empty, "is not valid UTF-8");
+            }
+        }
     }
 
     private void Collect(List<IngestReport> reports, Dictionary<EventHash, int> lineOf)
@@ -164,7 +220,8 @@ internal sealed class LogCheck
                 $"replica {fork.Replica} wrote two different authentic events at seq {fork.Seq} (lines {Math.Min(first, second)} and {Math.Max(first, second)}); the author is quarantined"));
         }
 
-        foreach (var hold in Ledger.Held())
+        var refusedSubjects = Invalid.Select(p => p.Subject).ToHashSet(StringComparer.Ordinal);
+        foreach (var hold in Ledger.Held().Where(h => !refusedSubjects.Contains(h.Subject)))
         {
             var problem = new LogProblem(LineOf(hold.Subject), hold.Kind.ToString(), hold.Subject, hold.Reason);
             if (hold.Kind == HoldKind.BrokenLink)
@@ -175,6 +232,11 @@ internal sealed class LogCheck
             {
                 Incomplete.Add(problem);
             }
+        }
+
+        if (Parsed == 0 && Invalid.Count == 0)
+        {
+            Incomplete.Add(new LogProblem(null, "Empty", "the log", "holds no events"));
         }
 
         Incomplete.Sort((a, b) => (a.Line ?? int.MaxValue).CompareTo(b.Line ?? int.MaxValue));
