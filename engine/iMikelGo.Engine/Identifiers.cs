@@ -12,8 +12,49 @@ internal static partial class IdRules
     [GeneratedRegex("^[0-9a-f]{64}$", RegexOptions.CultureInvariant)]
     public static partial Regex Sha256Hex();
 
+    /// <summary>Same language as <see cref="Id"/> (<c>^[a-z0-9][a-z0-9._-]{0,63}$</c>), checked by hand.</summary>
+    public static bool IsId(string? value)
+    {
+        if (value is null || value.Length is 0 or > 64 || !IsLowerAlnum(value[0]))
+        {
+            return false;
+        }
+
+        for (var i = 1; i < value.Length; i++)
+        {
+            var c = value[i];
+            if (!IsLowerAlnum(c) && c is not ('.' or '_' or '-'))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>Same language as <see cref="Sha256Hex"/> (<c>^[0-9a-f]{64}$</c>), checked by hand.</summary>
+    public static bool IsSha256Hex(string? value)
+    {
+        if (value is null || value.Length != 64)
+        {
+            return false;
+        }
+
+        foreach (var c in value)
+        {
+            if (c is not ((>= '0' and <= '9') or (>= 'a' and <= 'f')))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private static bool IsLowerAlnum(char c) => c is (>= 'a' and <= 'z') or (>= '0' and <= '9');
+
     public static string Validate(string value, string what) =>
-        value is not null && Id().IsMatch(value)
+        IsId(value)
             ? value
             : throw new FormatException($"\"{value}\" is not a valid {what} (1–64 of a-z 0-9 . _ -, starting with a letter or digit)");
 }
@@ -65,15 +106,27 @@ public readonly record struct EventHash
     /// <summary>Validates and wraps lower-case hex.</summary>
     /// <exception cref="FormatException">Not 64 lower-case hex digits.</exception>
     public EventHash(string hex) =>
-        Hex = hex is not null && IdRules.Sha256Hex().IsMatch(hex)
+        Hex = IdRules.IsSha256Hex(hex)
             ? hex
             : throw new FormatException("a hash is 64 lower-case hex digits");
+
+    // For hex this type produced itself (Convert.ToHexStringLower of 32 bytes): nothing to validate.
+    private EventHash(string hex, bool trusted)
+    {
+        System.Diagnostics.Debug.Assert(trusted && IdRules.IsSha256Hex(hex), "only well-formed hex is trusted");
+        Hex = hex;
+    }
 
     /// <summary>64 lower-case hex digits.</summary>
     public string Hex { get; }
 
     /// <summary>Hashes canonical body bytes.</summary>
-    public static EventHash Of(ReadOnlySpan<byte> canonicalBody) => new(Convert.ToHexStringLower(SHA256.HashData(canonicalBody)));
+    public static EventHash Of(ReadOnlySpan<byte> canonicalBody)
+    {
+        Span<byte> hash = stackalloc byte[32];
+        SHA256.HashData(canonicalBody, hash);
+        return new(Convert.ToHexStringLower(hash), trusted: true);
+    }
 
     /// <summary>The 32 bytes.</summary>
     public byte[] ToBytes() => Convert.FromHexString(Hex);

@@ -46,13 +46,15 @@ public sealed class MemberReader
 {
     private readonly CanonicalObject _object;
     private readonly string _path;
-    private readonly HashSet<string> _read = new(StringComparer.Ordinal);
+    private readonly bool[]? _readMany;
+    private ulong _read;
 
     /// <summary>Reads <paramref name="value"/>, which must be an object.</summary>
     public MemberReader(CanonicalValue value, string path)
     {
         _path = path;
         _object = value as CanonicalObject ?? throw new WireFormatException($"{path}: expected an object");
+        _readMany = _object.Members.Count > 64 ? new bool[_object.Members.Count] : null;
     }
 
     /// <summary>The object's path, used in error messages.</summary>
@@ -61,10 +63,22 @@ public sealed class MemberReader
     /// <summary>A required member of any type.</summary>
     public CanonicalValue Value(string key)
     {
-        _read.Add(key);
-        return _object.Members.TryGetValue(key, out var value)
-            ? value
-            : throw new WireFormatException($"{_path}.{key}: required member is missing");
+        var index = _object.Members.IndexOf(key);
+        if (index < 0)
+        {
+            throw new WireFormatException($"{_path}.{key}: required member is missing");
+        }
+
+        if (_readMany is not null)
+        {
+            _readMany[index] = true;
+        }
+        else
+        {
+            _read |= 1UL << index;
+        }
+
+        return _object.Members.At(index).Value;
     }
 
     /// <summary>Whether the member is present.</summary>
@@ -148,11 +162,12 @@ public sealed class MemberReader
     /// <summary>Refuses members that were not read.</summary>
     public void EnsureNoOthers()
     {
-        foreach (var key in _object.Members.Keys)
+        var members = _object.Members.AsSpan();
+        for (var i = 0; i < members.Length; i++)
         {
-            if (!_read.Contains(key))
+            if (_readMany is not null ? !_readMany[i] : (_read & (1UL << i)) == 0)
             {
-                throw new WireFormatException($"{_path}.{key}: unknown member");
+                throw new WireFormatException($"{_path}.{members[i].Key}: unknown member");
             }
         }
     }

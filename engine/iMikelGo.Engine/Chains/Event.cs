@@ -132,7 +132,7 @@ public sealed class Event
         }
 
         var clockReader = r.Object("clock");
-        var clock = VectorClock.FromCanonical(clockReader, ((CanonicalObject)r.Value("clock")).Members.Keys);
+        var clock = VectorClock.FromCanonical(clockReader, ((CanonicalObject)r.Value("clock")).Members);
         if (clock[replica] != seq)
         {
             throw new WireFormatException($"$.clock: the author's own entry must equal seq {seq}, found {clock[replica]}");

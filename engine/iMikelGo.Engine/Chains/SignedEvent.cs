@@ -53,11 +53,12 @@ public sealed class SignedEvent
     /// <exception cref="WireFormatException">Malformed, non-canonical or inconsistent; the message says why.</exception>
     public static SignedEvent ParseLine(ReadOnlySpan<byte> utf8Line)
     {
-        var value = CanonicalJson.Decode(utf8Line);
+        // The line is verified to be exactly canonical, so the body's canonical bytes are the slice of the line
+        // that holds the "event" member's value: no second encoding.
+        var value = CanonicalJson.Decode(utf8Line, "event", out var bodyRange);
         var r = new MemberReader(value, "line");
         var bodyValue = r.Value("event");
-        var body = CanonicalJson.Encode(bodyValue);
-        var @event = Event.FromBody(bodyValue, [.. body]);
+        var @event = Event.FromBody(bodyValue, [.. utf8Line[bodyRange]]);
         var hash = r.Parsed("hash", s => new EventHash(s));
         if (hash != @event.Hash)
         {

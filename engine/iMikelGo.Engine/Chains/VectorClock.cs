@@ -13,66 +13,165 @@ public sealed class VectorClock : IEquatable<VectorClock>
     public const int MaxReplicas = 64;
 
     /// <summary>The clock that has seen nothing.</summary>
-    public static readonly VectorClock Empty = new(ImmutableSortedDictionary<ReplicaId, long>.Empty);
+    public static readonly VectorClock Empty = new([], []);
 
-    private VectorClock(ImmutableSortedDictionary<ReplicaId, long> entries) => Entries = entries;
+    // Parallel arrays sorted by replica id (ordinal); no zero entries. A handful of replicas per account, so a
+    // linear or binary scan of a small array beats any tree.
+    private readonly ReplicaId[] _replicas;
+    private readonly long[] _seqs;
+    private ImmutableSortedDictionary<ReplicaId, long>? _entries;
+
+    private VectorClock(ReplicaId[] replicas, long[] seqs)
+    {
+        _replicas = replicas;
+        _seqs = seqs;
+        long sum = 0;
+        foreach (var s in seqs)
+        {
+            sum += s;
+        }
+
+        Sum = sum;
+    }
 
     /// <summary>Per replica, the highest sequence seen (absent means 0).</summary>
-    public ImmutableSortedDictionary<ReplicaId, long> Entries { get; }
+    public ImmutableSortedDictionary<ReplicaId, long> Entries =>
+        _entries ??= ImmutableSortedDictionary.CreateRange(_replicas.Zip(_seqs, (r, s) => new KeyValuePair<ReplicaId, long>(r, s)));
+
+    /// <summary>Number of replicas with a non-zero entry.</summary>
+    internal int Count => _replicas.Length;
 
     /// <summary>The sum of all entries: strictly increases along causal order, so it sorts causally.</summary>
-    public long Sum => Entries.Values.Sum();
+    public long Sum { get; }
 
     /// <summary>The highest sequence seen from <paramref name="replica"/>.</summary>
-    public long this[ReplicaId replica] => Entries.GetValueOrDefault(replica);
+    public long this[ReplicaId replica]
+    {
+        get
+        {
+            var i = IndexOf(replica);
+            return i >= 0 ? _seqs[i] : 0;
+        }
+    }
+
+    internal ReplicaId ReplicaAt(int index) => _replicas[index];
+
+    internal long SeqAt(int index) => _seqs[index];
+
+    private int IndexOf(ReplicaId replica)
+    {
+        var key = replica.Value;
+        var replicas = _replicas;
+        for (var i = 0; i < replicas.Length; i++)
+        {
+            var c = string.CompareOrdinal(replicas[i].Value, key);
+            if (c == 0)
+            {
+                return i;
+            }
+
+            if (c > 0)
+            {
+                return ~i;
+            }
+        }
+
+        return ~replicas.Length;
+    }
 
     /// <summary>This clock with <paramref name="replica"/> at <paramref name="seq"/> (never lowered).</summary>
-    public VectorClock With(ReplicaId replica, long seq) =>
-        seq <= this[replica] ? this : new VectorClock(Entries.SetItem(replica, seq));
+    public VectorClock With(ReplicaId replica, long seq)
+    {
+        var i = IndexOf(replica);
+        if (i >= 0)
+        {
+            if (seq <= _seqs[i])
+            {
+                return this;
+            }
+
+            var seqs = (long[])_seqs.Clone();
+            seqs[i] = seq;
+            return new VectorClock(_replicas, seqs);
+        }
+
+        if (seq <= 0)
+        {
+            return this;
+        }
+
+        var at = ~i;
+        var newReplicas = new ReplicaId[_replicas.Length + 1];
+        var newSeqs = new long[_seqs.Length + 1];
+        Array.Copy(_replicas, newReplicas, at);
+        Array.Copy(_seqs, newSeqs, at);
+        newReplicas[at] = replica;
+        newSeqs[at] = seq;
+        Array.Copy(_replicas, at, newReplicas, at + 1, _replicas.Length - at);
+        Array.Copy(_seqs, at, newSeqs, at + 1, _seqs.Length - at);
+        return new VectorClock(newReplicas, newSeqs);
+    }
 
     /// <summary>The entry-wise maximum of both clocks.</summary>
     public VectorClock Merge(VectorClock other)
     {
         ArgumentNullException.ThrowIfNull(other);
-        var result = Entries;
-        foreach (var (replica, seq) in other.Entries)
+        var result = this;
+        for (var i = 0; i < other._replicas.Length; i++)
         {
-            if (seq > result.GetValueOrDefault(replica))
-            {
-                result = result.SetItem(replica, seq);
-            }
+            result = result.With(other._replicas[i], other._seqs[i]);
         }
 
-        return new VectorClock(result);
+        return result;
     }
 
     /// <summary>Whether every entry of this clock is at least that of <paramref name="other"/>.</summary>
     public bool Covers(VectorClock other)
     {
         ArgumentNullException.ThrowIfNull(other);
-        return other.Entries.All(e => this[e.Key] >= e.Value);
+        for (var i = 0; i < other._replicas.Length; i++)
+        {
+            if (this[other._replicas[i]] < other._seqs[i])
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     /// <summary>Whether this clock has seen the event <paramref name="replica"/>#<paramref name="seq"/>.</summary>
     public bool HasSeen(ReplicaId replica, long seq) => this[replica] >= seq;
 
-    internal CanonicalObject ToCanonical() =>
-        new(Entries.Select(e => new KeyValuePair<string, CanonicalValue>(e.Key.Value, new CanonicalInteger(e.Value))));
-
-    internal static VectorClock FromCanonical(MemberReader reader, IEnumerable<string> keys)
+    internal CanonicalObject ToCanonical()
     {
-        var builder = ImmutableSortedDictionary.CreateBuilder<ReplicaId, long>();
-        foreach (var key in keys)
+        var members = new KeyValuePair<string, CanonicalValue>[_replicas.Length];
+        for (var i = 0; i < members.Length; i++)
         {
-            var replica = IdRules.Id().IsMatch(key)
-                ? new ReplicaId(key)
-                : throw new WireFormatException($"{reader.Path}: \"{key}\" is not a valid replica id");
-            builder[replica] = reader.Integer(key, 1, CanonicalInteger.MaxMagnitude);
+            members[i] = new(_replicas[i].Value, new CanonicalInteger(_seqs[i]));
         }
 
-        return builder.Count > MaxReplicas
+        // Replica ids are ASCII (hence NFC) and the arrays are sorted ordinally without duplicates.
+        return CanonicalObject.FromSorted(members);
+    }
+
+    internal static VectorClock FromCanonical(MemberReader reader, CanonicalMembers members)
+    {
+        var replicas = new ReplicaId[members.Count];
+        var seqs = new long[members.Count];
+        for (var i = 0; i < members.Count; i++)
+        {
+            var key = members.At(i).Key;
+            replicas[i] = IdRules.IsId(key)
+                ? new ReplicaId(key)
+                : throw new WireFormatException($"{reader.Path}: \"{key}\" is not a valid replica id");
+            seqs[i] = reader.Integer(key, 1, CanonicalInteger.MaxMagnitude);
+        }
+
+        // Members are sorted ordinally with distinct keys, which is exactly the order of ReplicaId.
+        return replicas.Length > MaxReplicas
             ? throw new WireFormatException($"{reader.Path}: more than {MaxReplicas} replicas")
-            : new VectorClock(builder.ToImmutable());
+            : new VectorClock(replicas, seqs);
     }
 
     /// <inheritdoc />
@@ -85,5 +184,5 @@ public sealed class VectorClock : IEquatable<VectorClock>
     public override int GetHashCode() => (int)Sum;
 
     /// <inheritdoc />
-    public override string ToString() => "{" + string.Join(",", Entries.Select(e => $"{e.Key}:{e.Value}")) + "}";
+    public override string ToString() => "{" + string.Join(",", _replicas.Select((r, i) => $"{r}:{_seqs[i]}")) + "}";
 }
