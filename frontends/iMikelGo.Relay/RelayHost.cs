@@ -44,6 +44,7 @@ public static class RelayHost
             ContentRootPath = AppContext.BaseDirectory,
         });
         var certificate = RelayCertificate.Load(options);
+        builder.WebHost.UseKestrelHttpsConfiguration();
         builder.WebHost.UseUrls([.. urls]);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {

@@ -243,7 +243,7 @@ internal sealed partial class RelayService(IMailboxStore store, MailboxSignals s
         }
     }
 
-    private static bool IsId(string? id) => id is { Length: > 0 and <= 256 } && !id.Any(char.IsControl);
+    private static bool IsId(string? id) => Identifiers.IsValid(id);
 
     private static bool TryKey(string? base64, out byte[] key)
     {

@@ -60,7 +60,7 @@ internal sealed partial class RequestAuthentication(RequestDelegate next, IMailb
         var timestampText = request.Headers[RelayProtocol.TimestampHeader].ToString();
         var nonce = request.Headers[RelayProtocol.NonceHeader].ToString();
         var signature = request.Headers[RelayProtocol.SignatureHeader].ToString();
-        if (caller.Length is 0 or > 256 || timestampText.Length == 0 || nonce.Length == 0 || signature.Length == 0)
+        if (!IMikelGo.Sealing.Identifiers.IsValid(caller) || timestampText.Length == 0 || nonce.Length == 0 || signature.Length == 0)
         {
             return Problems.Unauthenticated("missing-headers", "Every request carries the caller, timestamp, nonce and signature headers.");
         }
