@@ -16,3 +16,4 @@ if [ -d "$PGROOT/data" ]; then
 fi
 case "$PGROOT" in */pgtest.*) rm -rf "$PGROOT" ;; esac
 rm -f "$state/pgroot" "$state/connection" "$state/env" "$state/pgbin"
+rmdir "$state" 2>/dev/null || true

@@ -29,10 +29,12 @@ public sealed class MartenMailboxStore : IMailboxStore, IDisposable
     // serializes two accounts' writes, it never merges their data.
     private const int AppendLockClass = 0x694D6B01;
     private const int AckLockClass = 0x694D6B02;
+    private const int SchemaLockClass = 0x694D6B03;
 
     private readonly IDocumentStore store;
     private readonly bool ownsStore;
     private readonly MartenMailboxOptions options;
+    private readonly Lazy<Task> schemaReady;
     private long nextPruneTicks;
 
     /// <summary>Uses <paramref name="store"/>, which must have been configured with <see cref="Configure"/>.</summary>
@@ -47,6 +49,7 @@ public sealed class MartenMailboxStore : IMailboxStore, IDisposable
         this.store = store;
         this.options = options;
         this.ownsStore = ownsStore;
+        schemaReady = new Lazy<Task>(EnsureSchemaAsync, LazyThreadSafetyMode.ExecutionAndPublication);
     }
 
     /// <summary>The underlying Marten store.</summary>
@@ -93,6 +96,7 @@ public sealed class MartenMailboxStore : IMailboxStore, IDisposable
     /// <inheritdoc />
     public async Task<PushResult> AppendAsync(string account, Guid bundleId, string sender, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
+        await ReadyAsync().ConfigureAwait(false);
         ArgumentException.ThrowIfNullOrEmpty(account);
         ArgumentException.ThrowIfNullOrEmpty(sender);
         var id = BundleDocId(account, bundleId);
@@ -139,6 +143,7 @@ public sealed class MartenMailboxStore : IMailboxStore, IDisposable
     /// <inheritdoc />
     public async Task<IReadOnlyList<StoredBundle>> ReadAsync(string account, long after, int limit, CancellationToken cancellationToken)
     {
+        await ReadyAsync().ConfigureAwait(false);
         ArgumentException.ThrowIfNullOrEmpty(account);
         ArgumentOutOfRangeException.ThrowIfNegative(after);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(limit);
@@ -154,6 +159,7 @@ public sealed class MartenMailboxStore : IMailboxStore, IDisposable
     /// <inheritdoc />
     public async Task<long> HeadAsync(string account, CancellationToken cancellationToken)
     {
+        await ReadyAsync().ConfigureAwait(false);
         ArgumentException.ThrowIfNullOrEmpty(account);
         await using var session = store.QuerySession();
         var head = await session.LoadAsync<MailboxHeadDocument>(account, cancellationToken).ConfigureAwait(false);
@@ -163,6 +169,7 @@ public sealed class MartenMailboxStore : IMailboxStore, IDisposable
     /// <inheritdoc />
     public async Task<long> SizeAsync(string account, CancellationToken cancellationToken)
     {
+        await ReadyAsync().ConfigureAwait(false);
         ArgumentException.ThrowIfNullOrEmpty(account);
         await using var session = store.QuerySession();
         var head = await session.LoadAsync<MailboxHeadDocument>(account, cancellationToken).ConfigureAwait(false);
@@ -172,6 +179,7 @@ public sealed class MartenMailboxStore : IMailboxStore, IDisposable
     /// <inheritdoc />
     public async Task AckAsync(string account, string caller, long position, CancellationToken cancellationToken)
     {
+        await ReadyAsync().ConfigureAwait(false);
         ArgumentException.ThrowIfNullOrEmpty(account);
         ArgumentException.ThrowIfNullOrEmpty(caller);
         ArgumentOutOfRangeException.ThrowIfNegative(position);
@@ -193,6 +201,7 @@ public sealed class MartenMailboxStore : IMailboxStore, IDisposable
     /// <summary>The highest position <paramref name="caller"/> acknowledged (0 when none); for tests and operations.</summary>
     public async Task<long> AckedAsync(string account, string caller, CancellationToken cancellationToken)
     {
+        await ReadyAsync().ConfigureAwait(false);
         await using var session = store.QuerySession();
         var ack = await session.LoadAsync<MailboxAckDocument>(Pair(account, caller), cancellationToken).ConfigureAwait(false);
         return ack?.Position ?? 0;
@@ -201,6 +210,7 @@ public sealed class MartenMailboxStore : IMailboxStore, IDisposable
     /// <inheritdoc />
     public async Task PutCallerAsync(RelayCaller caller, CancellationToken cancellationToken)
     {
+        await ReadyAsync().ConfigureAwait(false);
         ArgumentNullException.ThrowIfNull(caller);
         ArgumentException.ThrowIfNullOrEmpty(caller.Id);
         ArgumentException.ThrowIfNullOrEmpty(caller.Account);
@@ -213,6 +223,7 @@ public sealed class MartenMailboxStore : IMailboxStore, IDisposable
     /// <inheritdoc />
     public async Task<RelayCaller?> GetCallerAsync(string id, CancellationToken cancellationToken)
     {
+        await ReadyAsync().ConfigureAwait(false);
         ArgumentException.ThrowIfNullOrEmpty(id);
         await using var session = store.QuerySession();
         var doc = await session.LoadAsync<RelayCallerDocument>(id, cancellationToken).ConfigureAwait(false);
@@ -222,6 +233,7 @@ public sealed class MartenMailboxStore : IMailboxStore, IDisposable
     /// <inheritdoc />
     public async Task DeleteCallerAsync(string id, CancellationToken cancellationToken)
     {
+        await ReadyAsync().ConfigureAwait(false);
         ArgumentException.ThrowIfNullOrEmpty(id);
         await using var session = store.LightweightSession();
         session.Delete<RelayCallerDocument>(id);
@@ -231,6 +243,7 @@ public sealed class MartenMailboxStore : IMailboxStore, IDisposable
     /// <inheritdoc />
     public async Task RevokeAsync(string account, string? device, string reason, CancellationToken cancellationToken)
     {
+        await ReadyAsync().ConfigureAwait(false);
         ArgumentException.ThrowIfNullOrEmpty(account);
         if (device is not null)
         {
@@ -260,6 +273,7 @@ public sealed class MartenMailboxStore : IMailboxStore, IDisposable
     /// <inheritdoc />
     public async Task<bool> IsRevokedAsync(string account, string device, CancellationToken cancellationToken)
     {
+        await ReadyAsync().ConfigureAwait(false);
         ArgumentException.ThrowIfNullOrEmpty(account);
         ArgumentException.ThrowIfNullOrEmpty(device);
         await using var session = store.QuerySession();
@@ -270,6 +284,7 @@ public sealed class MartenMailboxStore : IMailboxStore, IDisposable
     /// <inheritdoc />
     public async Task AcknowledgeWipeAsync(string account, string device, CancellationToken cancellationToken)
     {
+        await ReadyAsync().ConfigureAwait(false);
         ArgumentException.ThrowIfNullOrEmpty(account);
         ArgumentException.ThrowIfNullOrEmpty(device);
         await using var session = store.LightweightSession();
@@ -280,6 +295,7 @@ public sealed class MartenMailboxStore : IMailboxStore, IDisposable
     /// <inheritdoc />
     public async Task<bool> HasWipedAsync(string account, string device, CancellationToken cancellationToken)
     {
+        await ReadyAsync().ConfigureAwait(false);
         ArgumentException.ThrowIfNullOrEmpty(account);
         ArgumentException.ThrowIfNullOrEmpty(device);
         await using var session = store.QuerySession();
@@ -289,6 +305,7 @@ public sealed class MartenMailboxStore : IMailboxStore, IDisposable
     /// <inheritdoc />
     public async Task<bool> TryUseNonceAsync(string caller, string nonce, DateTimeOffset expires, CancellationToken cancellationToken)
     {
+        await ReadyAsync().ConfigureAwait(false);
         ArgumentException.ThrowIfNullOrEmpty(caller);
         ArgumentException.ThrowIfNullOrEmpty(nonce);
         var now = options.TimeProvider.GetUtcNow();
@@ -335,6 +352,26 @@ public sealed class MartenMailboxStore : IMailboxStore, IDisposable
             .ToListAsync(cancellationToken).ConfigureAwait(false);
         return positions.Count == 0 ? null : positions[0];
     }
+
+    /// <summary>
+    /// With <see cref="MartenMailboxOptions.AutoCreateSchema"/>, creates or updates the tables once per instance, under
+    /// a PostgreSQL advisory lock so that relay instances starting together do not race on the DDL.
+    /// </summary>
+    private async Task EnsureSchemaAsync()
+    {
+        if (!options.AutoCreateSchema)
+        {
+            return;
+        }
+
+        await using var session = store.LightweightSession();
+        await session.BeginTransactionAsync(CancellationToken.None).ConfigureAwait(false);
+        await LockAsync(session, SchemaLockClass, options.SchemaName, CancellationToken.None).ConfigureAwait(false);
+        await store.Storage.ApplyAllConfiguredChangesToDatabaseAsync().ConfigureAwait(false);
+        await session.SaveChangesAsync(CancellationToken.None).ConfigureAwait(false);
+    }
+
+    private Task ReadyAsync() => schemaReady.Value;
 
     private static async Task LockAsync(IDocumentSession session, int lockClass, string key, CancellationToken cancellationToken)
     {
