@@ -1,0 +1,295 @@
+using System.Collections.Immutable;
+using System.Globalization;
+using IMikelGo.Engine;
+using IMikelGo.Engine.Chains;
+using IMikelGo.Engine.Events;
+using IMikelGo.School.Model;
+
+namespace IMikelGo.School.Publishing;
+
+/// <summary>A weekly lesson whose slot changed between two published timetables.</summary>
+/// <param name="Account">The teacher.</param>
+/// <param name="Series">The series (as first published).</param>
+/// <param name="From">The slot before.</param>
+/// <param name="To">The slot now.</param>
+/// <param name="Rescheduled">Occurrences rescheduled.</param>
+/// <param name="Cancelled">Occurrences cancelled because the new slot falls on a holiday or outside the term.</param>
+public sealed record SeriesMove(AccountId Account, SeriesId Series, LessonSlot From, LessonSlot To, int Rescheduled, int Cancelled);
+
+/// <summary>One school-authored fact recorded by a publish.</summary>
+/// <param name="Account">The account whose log it joined.</param>
+/// <param name="Payload">The fact.</param>
+public sealed record PublishedFact(AccountId Account, LessonEvent Payload);
+
+/// <summary>What a publish recorded.</summary>
+/// <param name="AccountsOpened">Accounts opened (first publish of a teacher).</param>
+/// <param name="Facts">Every recorded fact, per account in account order.</param>
+/// <param name="Moves">Lessons whose slot changed (their occurrences are rescheduled).</param>
+/// <param name="Withdrawn">Series withdrawn because their lesson is gone.</param>
+public sealed record PublishResult(int AccountsOpened, ImmutableArray<PublishedFact> Facts, ImmutableArray<SeriesMove> Moves, ImmutableArray<(AccountId Account, SeriesId Series)> Withdrawn)
+{
+    /// <summary>The number of events recorded.</summary>
+    public int EventsRecorded => Facts.Length;
+
+    /// <summary>Recorded events by wire type name.</summary>
+    public ImmutableSortedDictionary<string, int> ByType =>
+        Facts.GroupBy(f => f.Payload.GetType().Name).ToImmutableSortedDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
+}
+
+/// <summary>
+/// Turns a <see cref="SchoolTimetable"/> into school-authored events, one school <see cref="Replica"/> per teacher
+/// account. The first publish of an account records <c>account.opened</c>, its holidays, its students and one
+/// <c>series.published</c> per weekly lesson. A later publish (e.g. another XHSTT solution of the same instance)
+/// records only the difference: a lesson whose slot changed keeps its series, and each of its occurrences in the
+/// term gets a school-authored <c>lesson.rescheduled</c> to the same week's new slot (or <c>lesson.cancelled</c> when
+/// that day is a holiday or outside the term); unchanged lessons record nothing; new lessons are published and
+/// vanished ones withdrawn. The timetable is validated first, and every account's batch is planned before any is
+/// recorded, so inconsistent input publishes nothing.
+/// </summary>
+public sealed class TimetablePublisher
+{
+    private readonly ISchoolKeyStore _keys;
+    private readonly TimeProvider _time;
+    private readonly Dictionary<AccountId, AccountState> _accounts = [];
+
+    /// <summary>Creates a publisher signing with keys from <paramref name="keys"/>.</summary>
+    public TimetablePublisher(ISchoolKeyStore keys, TimeProvider? time = null)
+    {
+        ArgumentNullException.ThrowIfNull(keys);
+        _keys = keys;
+        _time = time ?? TimeProvider.System;
+    }
+
+    /// <summary>The accounts published so far, in id order.</summary>
+    public IReadOnlyList<AccountId> Accounts => [.. _accounts.Keys.OrderBy(a => a.Value, StringComparer.Ordinal)];
+
+    /// <summary>The timetable as last published (series ids reconciled with earlier publishes), or null.</summary>
+    public SchoolTimetable? Current { get; private set; }
+
+    /// <summary>The school replica of <paramref name="account"/>.</summary>
+    public Replica ReplicaOf(AccountId account) =>
+        _accounts.TryGetValue(account, out var state) ? state.Replica : throw new KeyNotFoundException($"account {account} was never published");
+
+    /// <summary>The signed events of <paramref name="account"/>'s log, for the relay or a device.</summary>
+    public IReadOnlyList<SignedEvent> EventsOf(AccountId account, VectorClock? since = null) => ReplicaOf(account).Ledger.Export(account, since);
+
+    /// <summary>Enrolls a device of <paramref name="account"/> (a school decision in the account's log).</summary>
+    public RecordResult EnrollDevice(AccountId account, ReplicaId device, string label, ImmutableArray<byte> deviceKey) =>
+        ReplicaOf(account).Record(new DeviceEnrolled(device, label, deviceKey));
+
+    /// <summary>Publishes <paramref name="timetable"/>, or the difference to the timetable published before.</summary>
+    /// <exception cref="SchoolImportException">The timetable is inconsistent; nothing was recorded.</exception>
+    /// <exception cref="InvalidOperationException">The engine refused a planned fact (a bug); earlier accounts are recorded.</exception>
+    public PublishResult Publish(SchoolTimetable timetable)
+    {
+        TimetableValidator.Validate(timetable);
+        var plans = Plan(timetable, out var moves, out var withdrawn, out var reconciled);
+        var opened = 0;
+        var facts = ImmutableArray.CreateBuilder<PublishedFact>();
+        foreach (var plan in plans)
+        {
+            if (!_accounts.TryGetValue(plan.Account, out var state))
+            {
+                state = new AccountState(new Replica(plan.Account, _keys.KeyFor(plan.Account), null, _time));
+                _accounts[plan.Account] = state;
+                opened++;
+            }
+
+            if (plan.Payloads.Count > 0)
+            {
+                var result = state.Replica.RecordBatch(plan.Payloads);
+                if (!result.Succeeded)
+                {
+                    throw new InvalidOperationException($"the engine refused the publish of account {plan.Account}: {result.Error}");
+                }
+
+                facts.AddRange(plan.Payloads.Select(p => new PublishedFact(plan.Account, p)));
+            }
+
+            plan.Commit(state);
+        }
+
+        Current = reconciled;
+        return new PublishResult(opened, facts.ToImmutable(), moves, withdrawn);
+    }
+
+    private List<AccountPlan> Plan(SchoolTimetable t, out ImmutableArray<SeriesMove> moves, out ImmutableArray<(AccountId, SeriesId)> withdrawn, out SchoolTimetable reconciled)
+    {
+        var students = t.Groups.ToDictionary(g => g.Id, g => g.Students.ToList());
+        var plans = new List<AccountPlan>();
+        var allMoves = ImmutableArray.CreateBuilder<SeriesMove>();
+        var allWithdrawn = ImmutableArray.CreateBuilder<(AccountId, SeriesId)>();
+        var lessons = ImmutableArray.CreateBuilder<WeeklyLesson>();
+        var teacherIds = t.Teachers.Select(x => x.Account).ToHashSet();
+        var orphans = _accounts.Keys.Where(a => !teacherIds.Contains(a)).Select(a => new SchoolTeacher(a, a.Value, a.Value));
+        foreach (var teacher in t.Teachers.Concat(orphans).OrderBy(x => x.Account.Value, StringComparer.Ordinal))
+        {
+            var account = teacher.Account;
+            _accounts.TryGetValue(account, out var state);
+            var plan = new AccountPlan(account, state);
+            var payloads = plan.Payloads;
+            if (state is null)
+            {
+                payloads.Add(new AccountOpened(t.School, teacher.Name, _keys.KeyFor(account).PublicKey));
+            }
+
+            foreach (var h in t.Term.Holidays.Where(h => !plan.Holidays.Contains(h)))
+            {
+                payloads.Add(new HolidaysDeclared(h.Name, h.From, h.To));
+                plan.Holidays.Add(h);
+            }
+
+            var mine = teacherIds.Contains(account) ? t.LessonsOf(account).ToList() : [];
+            foreach (var s in mine.SelectMany(l => l.Groups).Distinct().SelectMany(g => students[g]).DistinctBy(s => s.Id).OrderBy(s => s.Id.Value, StringComparer.Ordinal))
+            {
+                if (plan.Students.Add(s.Id))
+                {
+                    payloads.Add(new StudentEnrolled(s.Id, s.Name));
+                }
+            }
+
+            bool IsHoliday(DateOnly d) => plan.Holidays.Any(h => d >= h.From && d <= h.To);
+            SeriesPublished Publishable(SeriesId id, WeeklyLesson l) => new(
+                id, l.Subject, l.Slot.Weekday, l.Slot.StartMinute, l.Slot.DurationMinutes, l.Slot.Room,
+                [.. l.Groups.SelectMany(g => students[g]).Select(s => s.Id).Distinct().OrderBy(s => s.Value, StringComparer.Ordinal)],
+                t.Term.Start, t.Term.End);
+
+            // Match the new lessons to the published ones, per lesson key: identical slots first, then the rest in slot order.
+            var byKey = plan.Series.Values.Where(s => s.Active).GroupBy(s => s.Effective.Key, StringComparer.Ordinal)
+                .ToDictionary(g => g.Key, g => g.OrderBy(s => s.Effective.Slot).ThenBy(s => s.Published.Series.Value, StringComparer.Ordinal).ToList(), StringComparer.Ordinal);
+            foreach (var group in mine.GroupBy(l => l.Key, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal))
+            {
+                var olds = byKey.Remove(group.Key, out var o) ? o : [];
+                var news = group.OrderBy(l => l.Slot).ThenBy(l => l.Series.Value, StringComparer.Ordinal).ToList();
+                var pairs = new List<(PublishedSeries Old, WeeklyLesson New)>();
+                foreach (var n in news.ToList())
+                {
+                    var same = olds.FindIndex(x => x.Effective.Slot == n.Slot);
+                    if (same >= 0)
+                    {
+                        pairs.Add((olds[same], n));
+                        olds.RemoveAt(same);
+                        news.Remove(n);
+                    }
+                }
+
+                var paired = Math.Min(olds.Count, news.Count);
+                pairs.AddRange(olds.Take(paired).Zip(news.Take(paired)));
+                foreach (var (old, n) in pairs)
+                {
+                    var seriesId = old.Published.Series;
+                    var content = Publishable(seriesId, n);
+                    var oldContent = old.Published;
+                    if (content.Subject != oldContent.Subject || !content.Students.SequenceEqual(oldContent.Students) ||
+                        content.TermStart != oldContent.TermStart || content.TermEnd != oldContent.TermEnd)
+                    {
+                        // Not a move: the series itself changed (students, subject or term); publish its new version.
+                        payloads.Add(content);
+                        plan.Series[seriesId] = new PublishedSeries(n with { Series = seriesId }, content, true);
+                    }
+                    else if (old.Effective.Slot != n.Slot)
+                    {
+                        var (rescheduled, cancelled) = (0, 0);
+                        foreach (var date in old.Published.Dates(IsHoliday))
+                        {
+                            var target = date.AddDays(n.Slot.Weekday - old.Published.Weekday);
+                            var occurrence = new OccurrenceId(seriesId, date);
+                            if (target >= t.Term.Start && target <= t.Term.End && !IsHoliday(target))
+                            {
+                                payloads.Add(new LessonRescheduled(occurrence, target, n.Slot.StartMinute, n.Slot.DurationMinutes, n.Slot.Room));
+                                rescheduled++;
+                            }
+                            else
+                            {
+                                payloads.Add(new LessonCancelled(occurrence, CancellationReason.SchoolClosed, true,
+                                    string.Create(CultureInfo.InvariantCulture, $"timetable change: the new slot on {target:yyyy-MM-dd} is not a school day")));
+                                cancelled++;
+                            }
+                        }
+
+                        allMoves.Add(new SeriesMove(account, seriesId, old.Effective.Slot, n.Slot, rescheduled, cancelled));
+                        plan.Series[seriesId] = old with { Effective = n with { Series = seriesId } };
+                    }
+
+                    lessons.Add(n with { Series = seriesId });
+                }
+
+                foreach (var gone in olds.Skip(paired))
+                {
+                    payloads.Add(new SeriesWithdrawn(gone.Published.Series, "removed from the timetable"));
+                    plan.Series[gone.Published.Series] = gone with { Active = false };
+                    allWithdrawn.Add((account, gone.Published.Series));
+                }
+
+                foreach (var added in news.Skip(paired))
+                {
+                    var id = added.Series;
+                    for (var k = 2; plan.Series.ContainsKey(id); k++)
+                    {
+                        id = new SeriesId(string.Create(CultureInfo.InvariantCulture, $"{added.Series.Value}.{k}"));
+                    }
+
+                    var content = Publishable(id, added);
+                    payloads.Add(content);
+                    plan.Series[id] = new PublishedSeries(added with { Series = id }, content, true);
+                    lessons.Add(added with { Series = id });
+                }
+            }
+
+            foreach (var gone in byKey.Values.SelectMany(v => v))
+            {
+                payloads.Add(new SeriesWithdrawn(gone.Published.Series, "removed from the timetable"));
+                plan.Series[gone.Published.Series] = gone with { Active = false };
+                allWithdrawn.Add((account, gone.Published.Series));
+            }
+
+            plans.Add(plan);
+        }
+
+        moves = allMoves.ToImmutable();
+        withdrawn = allWithdrawn.ToImmutable();
+        reconciled = t with { Lessons = lessons.ToImmutable() };
+        return plans;
+    }
+
+    private sealed record PublishedSeries(WeeklyLesson Effective, SeriesPublished Published, bool Active);
+
+    private sealed class AccountState(Replica replica)
+    {
+        public Replica Replica { get; } = replica;
+
+        public HashSet<SchoolHoliday> Holidays { get; set; } = [];
+
+        public HashSet<StudentId> Students { get; set; } = [];
+
+        public Dictionary<SeriesId, PublishedSeries> Series { get; set; } = [];
+    }
+
+    private sealed class AccountPlan
+    {
+        public AccountPlan(AccountId account, AccountState? state)
+        {
+            Account = account;
+            Holidays = state is null ? [] : [.. state.Holidays];
+            Students = state is null ? [] : [.. state.Students];
+            Series = state is null ? [] : new Dictionary<SeriesId, PublishedSeries>(state.Series);
+        }
+
+        public AccountId Account { get; }
+
+        public List<LessonEvent> Payloads { get; } = [];
+
+        public HashSet<SchoolHoliday> Holidays { get; }
+
+        public HashSet<StudentId> Students { get; }
+
+        public Dictionary<SeriesId, PublishedSeries> Series { get; }
+
+        public void Commit(AccountState state)
+        {
+            state.Holidays = Holidays;
+            state.Students = Students;
+            state.Series = Series;
+        }
+    }
+}
