@@ -184,7 +184,7 @@ public sealed class Updater
         catch (Exception e) when (e is not OperationCanceledException)
 #pragma warning restore CA1031
         {
-            result = new UpdateResult(null, new UpdateError(e is HttpRequestException or IOException ? UpdateErrorCode.Unavailable : UpdateErrorCode.Malformed,
+            result = new UpdateResult(null, new UpdateError(e is HttpRequestException or IOException or TimeoutException ? UpdateErrorCode.Unavailable : UpdateErrorCode.Malformed,
                 $"{step}: {e.GetType().Name}: {e.Message}; still on {_options.CurrentVersion}."));
         }
 
