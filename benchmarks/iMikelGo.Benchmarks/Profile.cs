@@ -84,6 +84,34 @@ internal static class Profile
             }
 
             var parseMs = sw.Elapsed.TotalMilliseconds;
+
+            // Parse pieces, and the SHA-256 baseline measured in the same round (the machine may be shared:
+            // compare ratios, and CPU time next to wall time).
+            sw.Restart();
+            foreach (var line in data.LineBytes)
+            {
+                _ = IMikelGo.Engine.Canonical.CanonicalJson.Decode(line);
+            }
+
+            var decodeMs = sw.Elapsed.TotalMilliseconds;
+            var cpu = System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime;
+            sw.Restart();
+            var hash = new byte[32];
+            foreach (var body in data.Bodies)
+            {
+                System.Security.Cryptography.SHA256.HashData(body, hash);
+            }
+
+            var shaMs = sw.Elapsed.TotalMilliseconds;
+            var shaCpu = (System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalMilliseconds;
+            cpu = System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime;
+            sw.Restart();
+            var fresh = new Ledger();
+            fresh.IngestLines(data.Lines);
+            _ = fresh.Calendar(data.Account).Digest();
+            var linesMs = sw.Elapsed.TotalMilliseconds;
+            var linesCpu = (System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalMilliseconds;
+            Console.WriteLine($"  SHA-256 of bodies {shaMs:F0} ms wall / {shaCpu:F0} ms CPU; IngestLines+Digest {linesMs:F0} ms wall / {linesCpu:F0} ms CPU (x{linesMs / shaMs:F1} SHA-256); CanonicalJson.Decode x{data.LineBytes.Length} {decodeMs:F0} ms");
             Console.WriteLine($"round {round}: Ingest {ingest:F0} ms (of which Calendar.Apply replay {applyMs:F0} ms), Digest {digestMs:F0} ms, Lessons {lessonsMs:F0} ms ({lessons.Count} lessons), ParseLine x{data.LineBytes.Length} {parseMs:F0} ms; digest ok {digest == data.Digest}");
         }
 

@@ -31,6 +31,8 @@ public sealed class Ledger
 {
     private const int MaxOtherSignatures = 4;
 
+    private const int ParallelParseThreshold = 1024;
+
     private readonly Dictionary<AccountId, AccountState> _accounts = [];
     private readonly LedgerOptions _options;
     private readonly TimeProvider _time;
@@ -168,25 +170,54 @@ public sealed class Ledger
     public IngestReport IngestLines(IEnumerable<string> lines)
     {
         ArgumentNullException.ThrowIfNull(lines);
-        var parsed = new List<SignedEvent>();
-        var refused = new List<Refusal>();
-        var number = 0;
-        foreach (var line in lines)
+        var all = lines as IReadOnlyList<string> ?? [.. lines];
+        var results = new SignedEvent?[all.Count];
+        var errors = new Refusal?[all.Count];
+
+        // Lines parse independently (pure, per-thread scratch state), so large inputs use every core; results are
+        // collected in line order, so the report is the same as a sequential parse.
+        void ParseOne(int i)
         {
-            number++;
+            var line = all[i];
             if (string.IsNullOrWhiteSpace(line))
             {
-                continue;
+                return;
             }
 
             try
             {
-                parsed.Add(SignedEvent.ParseLine(line));
+                results[i] = SignedEvent.ParseLine(line);
             }
             catch (FormatException ex)
             {
                 var kind = ex.Message.StartsWith("line.hash", StringComparison.Ordinal) ? RefusalKind.HashMismatch : RefusalKind.Malformed;
-                refused.Add(new Refusal(kind, $"line {number}", ex.Message));
+                errors[i] = new Refusal(kind, $"line {i + 1}", ex.Message);
+            }
+        }
+
+        if (all.Count >= ParallelParseThreshold && Environment.ProcessorCount > 1)
+        {
+            Parallel.For(0, all.Count, ParseOne);
+        }
+        else
+        {
+            for (var i = 0; i < all.Count; i++)
+            {
+                ParseOne(i);
+            }
+        }
+
+        var parsed = new List<SignedEvent>(all.Count);
+        var refused = new List<Refusal>();
+        for (var i = 0; i < all.Count; i++)
+        {
+            if (results[i] is { } e)
+            {
+                parsed.Add(e);
+            }
+            else if (errors[i] is { } r)
+            {
+                refused.Add(r);
             }
         }
 
@@ -349,20 +380,36 @@ public sealed class Ledger
         public void Settle(ReportBuilder report, DateTimeOffset now)
         {
             bool progress;
+            var ordered = new List<Chain>();
             do
             {
                 progress = false;
-                foreach (var chain in Chains.Values.OrderBy(c => c.Replica))
+                Ordered(ordered);
+                foreach (var chain in ordered)
                 {
                     progress |= Authenticate(chain, report);
                 }
 
-                foreach (var chain in Chains.Values.OrderBy(c => c.Replica))
+                Ordered(ordered);
+                foreach (var chain in ordered)
                 {
                     progress |= ApplyReady(chain, report, now);
                 }
             }
             while (progress);
+        }
+
+        /// <summary>The chains by replica id; re-sorted only when a chain was added (enrollment during settling).</summary>
+        private void Ordered(List<Chain> ordered)
+        {
+            if (ordered.Count == Chains.Count)
+            {
+                return;
+            }
+
+            ordered.Clear();
+            ordered.AddRange(Chains.Values);
+            ordered.Sort((a, b) => a.Replica.CompareTo(b.Replica));
         }
 
         private Chain GetChain(ReplicaId replica)
@@ -574,8 +621,20 @@ public sealed class Ledger
             return progress;
         }
 
-        private bool DependenciesApplied(Event e) =>
-            e.Clock.Entries.All(entry => entry.Key == e.Replica || AppliedClock[entry.Key] >= entry.Value);
+        private bool DependenciesApplied(Event e)
+        {
+            var clock = e.Clock;
+            for (var i = 0; i < clock.Count; i++)
+            {
+                var replica = clock.ReplicaAt(i);
+                if (replica != e.Replica && AppliedClock[replica] < clock.SeqAt(i))
+                {
+                    return false;
+                }
+            }
+
+            return true;
+        }
 
         private static Refusal? CheckClock(Event e, Event? previous)
         {

@@ -78,7 +78,26 @@ public sealed class SignedEvent
     }
 
     /// <summary>Parses a log line given as text.</summary>
-    public static SignedEvent ParseLine(string line) => ParseLine(Encoding.UTF8.GetBytes(line));
+    public static SignedEvent ParseLine(string line)
+    {
+        ArgumentNullException.ThrowIfNull(line);
+        var max = Encoding.UTF8.GetMaxByteCount(line.Length);
+        if (max <= 8192)
+        {
+            Span<byte> buffer = stackalloc byte[max];
+            return ParseLine(buffer[..Encoding.UTF8.GetBytes(line, buffer)]);
+        }
+
+        var rented = System.Buffers.ArrayPool<byte>.Shared.Rent(max);
+        try
+        {
+            return ParseLine(rented.AsSpan(0, Encoding.UTF8.GetBytes(line, rented)));
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
 
     /// <summary>Parses a bare canonical event body (no checkpoint).</summary>
     public static SignedEvent ParseBody(ReadOnlySpan<byte> body) => new(Event.Decode(body), []);

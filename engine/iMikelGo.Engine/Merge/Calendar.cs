@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Collections.Immutable;
 using System.Security.Cryptography;
 using IMikelGo.Engine.Canonical;
@@ -61,7 +62,6 @@ public sealed class Calendar
     private readonly Dictionary<SeriesId, Dictionary<(OccurrenceId Occurrence, StudentId Student), List<Fact>>> _absenceFrontier = [];
     private readonly Dictionary<EventHash, Fact> _facts = [];
     private readonly List<RejectedIntent> _rejected = [];
-    private readonly SortedSet<string> _eventHashes = new(StringComparer.Ordinal);
     private readonly List<Fact> _schoolChain = [];
     private ReplicaId? _school;
     private (List<LessonView> Lessons, List<ConflictRecord> Conflicts)? _built;
@@ -72,7 +72,7 @@ public sealed class Calendar
     public AccountId Account { get; }
 
     /// <summary>Number of events applied.</summary>
-    public int EventCount => _eventHashes.Count;
+    public int EventCount => _facts.Count;
 
     /// <summary>Authentic events whose intent could not apply, with the reason.</summary>
     public IReadOnlyList<RejectedIntent> Rejected => [.. _rejected.OrderBy(r => r.Event.Hex, StringComparer.Ordinal)];
@@ -89,14 +89,13 @@ public sealed class Calendar
 
     internal void Apply(Event e, bool isSchool)
     {
-        if (!_eventHashes.Add(e.Hash.Hex))
+        var fact = new Fact(e, isSchool);
+        if (!_facts.TryAdd(e.Hash, fact))
         {
             return;
         }
 
         _built = null;
-        var fact = new Fact(e, isSchool);
-        _facts[e.Hash] = fact;
         if (isSchool)
         {
             _schoolChain.Add(fact);
@@ -218,7 +217,16 @@ public sealed class Calendar
             frontiers[key] = frontier = [];
         }
 
-        frontier.RemoveAll(fact.HasSeen);
+        var kept = 0;
+        for (var i = 0; i < frontier.Count; i++)
+        {
+            if (!fact.HasSeen(frontier[i]))
+            {
+                frontier[kept++] = frontier[i];
+            }
+        }
+
+        frontier.RemoveRange(kept, frontier.Count - kept);
         frontier.Add(fact);
     }
 
@@ -267,8 +275,18 @@ public sealed class Calendar
     private static bool IsDateOf(SeriesPublished version, DateOnly date) =>
         date >= version.TermStart && date <= version.TermEnd && (int)date.DayOfWeek == version.Weekday % 7;
 
-    private bool IsHoliday(DateOnly date, long schoolSeq = long.MaxValue) =>
-        _holidays.Exists(h => h.SchoolSeq <= schoolSeq && date >= h.Holidays.From && date <= h.Holidays.To);
+    private bool IsHoliday(DateOnly date, long schoolSeq = long.MaxValue)
+    {
+        foreach (var (seq, holidays) in _holidays)
+        {
+            if (seq <= schoolSeq && date >= holidays.From && date <= holidays.To)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
 
     /// <summary>The lessons of every published series, by date and time.</summary>
     public IReadOnlyList<LessonView> Lessons() => [.. Build().Lessons];
@@ -531,17 +549,9 @@ public sealed class Calendar
     public string Digest()
     {
         var (lessons, conflicts) = Build();
-        var events = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        Span<byte> buffer = stackalloc byte[32];
-        foreach (var hash in _eventHashes)
-        {
-            Convert.FromHexString(hash, buffer, out _, out _);
-            events.AppendData(buffer);
-        }
-
         var state = new ObjectBuilder()
             .Add("account", Account.Value)
-            .Add("events", new ObjectBuilder().Add("count", _eventHashes.Count).Add("sha256", Convert.ToHexStringLower(events.GetHashAndReset())).Build())
+            .Add("events", new ObjectBuilder().Add("count", _facts.Count).Add("sha256", Convert.ToHexStringLower(SortedHashesDigest())).Build())
             .Add("lessons", new CanonicalArray(lessons.Select(ToCanonical)))
             .Add("conflicts", new CanonicalArray(conflicts.Select(c => (CanonicalValue)new ObjectBuilder()
                 .Add("occurrence", c.Occurrence.ToString()).Add("winner", c.Winner.Hex).Add("loser", c.Loser.Hex).Add("rule", c.Rule).Build())))
@@ -549,6 +559,32 @@ public sealed class Calendar
                 .Add("event", r.Event.Hex).Add("reason", r.Reason).Build())))
             .Build();
         return Convert.ToHexStringLower(SHA256.HashData(CanonicalJson.Encode(state)));
+    }
+
+    /// <summary>
+    /// SHA-256 over the applied event hashes (32 bytes each) in ascending order. Byte order equals the ordinal
+    /// order of their lower-case hex, so this is the digest of the hashes sorted as strings.
+    /// </summary>
+    private byte[] SortedHashesDigest()
+    {
+        var keys = new (UInt128 High, UInt128 Low)[_facts.Count];
+        Span<byte> bytes = stackalloc byte[32];
+        var n = 0;
+        foreach (var hash in _facts.Keys)
+        {
+            Convert.FromHexString(hash.Hex, bytes, out _, out _);
+            keys[n++] = (BinaryPrimitives.ReadUInt128BigEndian(bytes), BinaryPrimitives.ReadUInt128BigEndian(bytes[16..]));
+        }
+
+        Array.Sort(keys);
+        var all = new byte[keys.Length * 32];
+        for (var i = 0; i < keys.Length; i++)
+        {
+            BinaryPrimitives.WriteUInt128BigEndian(all.AsSpan(i * 32), keys[i].High);
+            BinaryPrimitives.WriteUInt128BigEndian(all.AsSpan((i * 32) + 16), keys[i].Low);
+        }
+
+        return SHA256.HashData(all);
     }
 
     internal static CanonicalValue ToCanonical(LessonView l)
