@@ -41,6 +41,8 @@ internal static class Cli
         log.Subcommands.Add(VerifyCommand(output, error));
         log.Subcommands.Add(ReplayCommand(output, error));
         root.Subcommands.Add(log);
+        root.Subcommands.Add(UpdateCommands.Release(output, error));
+        root.Subcommands.Add(UpdateCommands.Update(output, error));
         return root;
     }
 
