@@ -43,6 +43,7 @@ internal static class Cli
         root.Subcommands.Add(log);
         root.Subcommands.Add(UpdateCommands.Release(output, error));
         root.Subcommands.Add(UpdateCommands.Update(output, error));
+        root.Subcommands.Add(RelayCommands.Build(output, error));
         return root;
     }
 
