@@ -166,7 +166,7 @@ internal static class UpdateCommands
                 var pinValue = r.GetValue(pin)!;
                 if (File.Exists(pinValue))
                 {
-                    using var cert = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPemFile(pinValue);
+                    using var cert = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(File.ReadAllText(pinValue));
                     pinValue = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(cert.RawData));
                 }
 
