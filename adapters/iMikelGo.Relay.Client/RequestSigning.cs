@@ -20,8 +20,12 @@ public sealed class EcdsaRequestSigner : IRelayRequestSigner, IDisposable
     private readonly ECDsa _key;
     private readonly bool _owns;
 
-    /// <summary>Signs with <paramref name="key"/>; the key is disposed with the signer only when <paramref name="ownsKey"/>.</summary>
-    public EcdsaRequestSigner(ECDsa key, bool ownsKey = false)
+    /// <summary>
+    /// Signs with <paramref name="key"/>; the key is disposed with the signer only when <paramref name="ownsKey"/>.
+    /// The caller id is the key's replica id unless <paramref name="callerId"/> names the id the relay registered
+    /// (e.g. the school's configured id).
+    /// </summary>
+    public EcdsaRequestSigner(ECDsa key, bool ownsKey = false, string? callerId = null)
     {
         ArgumentNullException.ThrowIfNull(key);
         if (key.KeySize != 256)
@@ -32,7 +36,7 @@ public sealed class EcdsaRequestSigner : IRelayRequestSigner, IDisposable
         _key = key;
         _owns = ownsKey;
         PublicKey = key.ExportSubjectPublicKeyInfo();
-        CallerId = ReplicaId.FromPublicKey(PublicKey).Value;
+        CallerId = callerId ?? ReplicaId.FromPublicKey(PublicKey).Value;
     }
 
     /// <inheritdoc />
