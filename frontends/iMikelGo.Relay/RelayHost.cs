@@ -37,6 +37,11 @@ public static class RelayHost
             }
         }
 
+        if (options.StoreFactory is null && options.Store == RelayStoreKind.Postgres && string.IsNullOrWhiteSpace(options.ConnectionString))
+        {
+            throw new ArgumentException("--store postgres needs a connection string (--connection).", nameof(options));
+        }
+
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
         {
             Args = args ?? [],
@@ -147,8 +152,14 @@ public static class RelayHost
                 Path = Path.Combine(options.DataDirectory, "relay.db"),
                 TimeProvider = options.Time,
             }),
-            // TODO(issue 5): wire MartenMailboxStore here when it lands.
-            _ => throw new NotSupportedException($"The '{options.Store}' relay store is not available in this build yet; use --store memory."),
+            RelayStoreKind.Postgres when !string.IsNullOrWhiteSpace(options.ConnectionString) =>
+                IMikelGo.Store.Marten.MartenMailboxStore.Create(new IMikelGo.Store.Marten.MartenMailboxOptions
+                {
+                    ConnectionString = options.ConnectionString,
+                    TimeProvider = options.Time,
+                }),
+            RelayStoreKind.Postgres => throw new ArgumentException("--store postgres needs a connection string (--connection).", nameof(options)),
+            _ => throw new NotSupportedException($"Unknown relay store '{options.Store}'."),
         };
     }
 
