@@ -62,4 +62,34 @@ public sealed class DeviceReplicaTests
             school.Calendar.Digest().Should().Be(device.Replica.Calendar.Digest());
         }
     }
+
+    [Fact]
+    public async Task Events_held_back_for_a_gap_survive_a_restart_and_apply_once_the_gap_is_filled()
+    {
+        using var test = new TestVault();
+        var account = new AccountId(TestVault.Account.ToLowerInvariant());
+        using var schoolKey = ReplicaKey.Create();
+        var school = new Replica(account, schoolKey);
+        var series = new SeriesId("cello");
+        await using (var vault = await test.EnrolledAsync())
+        {
+            using var device = await DeviceReplica.OpenAsync(vault.Store);
+            school.RecordBatch([new AccountOpened("ms", "Anna", schoolKey.PublicKey), new DeviceEnrolled(device.Id, "laptop", device.PublicKey)]).Error.Should().BeNull();
+            school.Record(new StudentEnrolled(new StudentId("s1"), "Ben")).Error.Should().BeNull();
+            school.Record(new SeriesPublished(series, "Cello", 2, 900, 45, new RoomId("r1"), [new StudentId("s1")], new DateOnly(2026, 9, 1), new DateOnly(2026, 12, 31))).Error.Should().BeNull();
+            var all = school.Ledger.Export(account);
+            (await device.ReceiveAsync(all.Where(e => e.Event.Seq != 3), CancellationToken.None)).Applied.Should().HaveCount(2, "seq 4 waits for seq 3");
+        }
+
+        await using (var vault = test.Create())
+        {
+            await vault.InitializeAsync(CancellationToken.None);
+            (await vault.UnlockAsync(TestVault.Pin, CancellationToken.None)).Status.Should().Be(UnlockStatus.Unlocked);
+            using var device = await DeviceReplica.OpenAsync(vault.Store);
+            device.Replica.Ledger.Unapplied().Should().ContainSingle().Which.Event.Seq.Should().Be(4);
+            var report = await device.ReceiveAsync(school.Ledger.Export(account).Where(e => e.Event.Seq == 3), CancellationToken.None);
+            report.Applied.Select(e => e.Seq).Should().Equal(3, 4);
+            device.Replica.Calendar.Digest().Should().Be(school.Calendar.Digest());
+        }
+    }
 }

@@ -15,6 +15,7 @@ namespace IMikelGo.Store.Sqlite.Sync;
 public sealed class DeviceReplica : IDisposable
 {
     private const string SigningKeyName = "replica-signing-key";
+    private const string InboxKey = "inbox";
     private readonly IDeviceStore _store;
     private readonly ReplicaKey _key;
 
@@ -47,6 +48,13 @@ public sealed class DeviceReplica : IDisposable
             events.Add(SignedEvent.ParseLine(record.CanonicalEvent.Span));
         }
 
+        // Events that were held back (a gap, a missing checkpoint) wait in the sealed inbox snapshot.
+        var inbox = await store.GetSnapshotAsync(InboxKey, cancellationToken).ConfigureAwait(false);
+        if (inbox is not null)
+        {
+            events.AddRange(System.Text.Encoding.UTF8.GetString(inbox).Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(SignedEvent.ParseLine));
+        }
+
         var ledger = new Ledger(options, time);
         var report = ledger.Ingest(events);
         if (!report.IsClean)
@@ -55,11 +63,9 @@ public sealed class DeviceReplica : IDisposable
             throw new InvalidOperationException($"the vault holds events that do not verify: {report.Refused.FirstOrDefault()}");
         }
 
-        var own = events.Where(e => e.Event.Replica == key.Replica && e.Event.Account == account).MaxBy(e => e.Event.Seq)?.Event;
+        var own = ledger.Applied.Where(e => e.Replica == key.Replica && e.Account == account).MaxBy(e => e.Seq);
         var position = own is null ? null : new ChainPosition(own.Seq, own.Hash, own.Clock, own.Time);
-        var replica = new Replica(account, key, options, time, position);
-        replica.Receive(events);
-        return new DeviceReplica(store, key, replica);
+        return new DeviceReplica(store, key, new Replica(account, key, ledger, time, position));
     }
 
     /// <summary>Records a fact; it is in the vault and the outbox when this returns.</summary>
@@ -89,6 +95,8 @@ public sealed class DeviceReplica : IDisposable
             await _store.MarkAckedAsync([.. records.Select(r => r.EventHash)], cancellationToken).ConfigureAwait(false);
         }
 
+        var unapplied = Replica.Ledger.Unapplied();
+        await _store.PutSnapshotAsync(InboxKey, System.Text.Encoding.UTF8.GetBytes(string.Join('\n', unapplied.Select(e => e.ToLine()))), cancellationToken).ConfigureAwait(false);
         return report;
     }
 

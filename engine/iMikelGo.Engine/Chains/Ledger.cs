@@ -122,6 +122,13 @@ public sealed class Ledger
         return result;
     }
 
+    /// <summary>
+    /// Every event received but not yet applied (held back for a gap, a checkpoint or a dependency), as received:
+    /// a store keeps these too, so a restart never loses an event whose predecessors have not arrived yet.
+    /// </summary>
+    public IReadOnlyList<SignedEvent> Unapplied() =>
+        [.. _accounts.Values.SelectMany(a => a.Chains.Values).OrderBy(c => c.Replica).SelectMany(c => c.Authenticated.Concat(c.Staged.Values.OrderBy(s => s.Event.Seq)))];
+
     /// <summary>Events received but not applied, each with the reason it is held back.</summary>
     public IReadOnlyList<Hold> Held() => [.. _accounts.Values.SelectMany(a => a.DescribeHeld())];
 

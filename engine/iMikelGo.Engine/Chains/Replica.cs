@@ -22,9 +22,17 @@ public sealed class Replica
 
     /// <summary>Creates a replica of <paramref name="account"/> writing with <paramref name="key"/>.</summary>
     public Replica(AccountId account, ReplicaKey key, LedgerOptions? options = null, TimeProvider? time = null, ChainPosition? position = null)
+        : this(account, key, new Ledger(options, time), time, position)
     {
-        Ledger = new Ledger(options, time);
+    }
+
+    /// <summary>Continues a replica over a ledger already loaded from storage.</summary>
+    public Replica(AccountId account, ReplicaKey key, Ledger ledger, TimeProvider? time, ChainPosition? position)
+    {
+        ArgumentNullException.ThrowIfNull(ledger);
+        Ledger = ledger;
         _writer = new ReplicaWriter(account, key, time, position);
+        _writer.Observe(ledger.Heads(account));
     }
 
     /// <summary>The account.</summary>
