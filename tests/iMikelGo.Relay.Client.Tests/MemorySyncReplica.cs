@@ -1,3 +1,4 @@
+using IMikelGo.Engine.Sync;
 using IMikelGo.Engine;
 using IMikelGo.Engine.Chains;
 using IMikelGo.Sealing;

@@ -1,3 +1,4 @@
+using IMikelGo.Engine.Sync;
 using System.Security.Cryptography;
 using FluentAssertions;
 using IMikelGo.Engine;

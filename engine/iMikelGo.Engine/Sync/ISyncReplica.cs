@@ -1,8 +1,7 @@
-using IMikelGo.Engine;
 using IMikelGo.Engine.Chains;
 using IMikelGo.Sealing;
 
-namespace IMikelGo.Relay.Client;
+namespace IMikelGo.Engine.Sync;
 
 /// <summary>
 /// The device replica as the sync agent sees it (a port; <c>DeviceReplica</c> implements it through an adapter,
