@@ -120,3 +120,34 @@ public sealed class UsedNonceDocument
     /// <summary>When it may be pruned.</summary>
     public DateTimeOffset Expires { get; set; }
 }
+
+/// <summary>A queued enrollment request (opaque sealed bytes) and, once answered, the school's opaque answer.</summary>
+public sealed class EnrollmentDocument
+{
+    /// <summary>The request id (128-bit random capability, hex).</summary>
+    public string Id { get; set; } = string.Empty;
+
+    /// <summary>The school the request is for.</summary>
+    public string School { get; set; } = string.Empty;
+
+    /// <summary>Position in the school's queue, 1-based and gap-free; unique per school (database unique index).</summary>
+    public long Position { get; set; }
+
+    /// <summary>The sealed request, byte for byte.</summary>
+    public byte[] Request { get; set; } = [];
+
+    /// <summary>When the relay queued it.</summary>
+    public DateTimeOffset ReceivedAt { get; set; }
+
+    /// <summary>Whether the school answered.</summary>
+    public bool Answered { get; set; }
+
+    /// <summary>Whether the answer is an approval.</summary>
+    public bool Approved { get; set; }
+
+    /// <summary>The school's answer bytes.</summary>
+    public byte[]? Answer { get; set; }
+
+    /// <summary>When the school answered.</summary>
+    public DateTimeOffset? AnsweredAt { get; set; }
+}

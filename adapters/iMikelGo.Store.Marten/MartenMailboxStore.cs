@@ -30,6 +30,7 @@ public sealed class MartenMailboxStore : IMailboxStore, IDisposable
     private const int AppendLockClass = 0x694D6B01;
     private const int AckLockClass = 0x694D6B02;
     private const int SchemaLockClass = 0x694D6B03;
+    private const int EnrollmentLockClass = 0x694D6B04;
 
     private readonly IDocumentStore store;
     private readonly bool ownsStore;
@@ -91,6 +92,11 @@ public sealed class MartenMailboxStore : IMailboxStore, IDisposable
         marten.Schema.For<RevocationDocument>();
         marten.Schema.For<WipeAckDocument>();
         marten.Schema.For<UsedNonceDocument>().Duplicate(x => x.Expires, notNull: true);
+        marten.Schema.For<EnrollmentDocument>()
+            .Duplicate(x => x.School, notNull: true)
+            .Duplicate(x => x.Position, notNull: true)
+            .Duplicate(x => x.Answered, notNull: true)
+            .UniqueIndex(UniqueIndexType.DuplicatedField, "ux_enrollment_position", x => x.School, x => x.Position);
     }
 
     /// <inheritdoc />
@@ -328,6 +334,105 @@ public sealed class MartenMailboxStore : IMailboxStore, IDisposable
         {
             return false;
         }
+    }
+
+    /// <inheritdoc />
+    public async Task<long> EnqueueEnrollmentAsync(string school, string id, ReadOnlyMemory<byte> request, CancellationToken cancellationToken)
+    {
+        await ReadyAsync().ConfigureAwait(false);
+        ArgumentException.ThrowIfNullOrEmpty(school);
+        ArgumentException.ThrowIfNullOrEmpty(id);
+        try
+        {
+            await using var session = store.LightweightSession();
+            await session.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+            await LockAsync(session, EnrollmentLockClass, school, cancellationToken).ConfigureAwait(false);
+            var positions = await session.Query<EnrollmentDocument>()
+                .Where(x => x.School == school)
+                .OrderByDescending(x => x.Position)
+                .Select(x => x.Position)
+                .Take(1)
+                .ToListAsync(cancellationToken).ConfigureAwait(false);
+            var position = (positions.Count == 0 ? 0 : positions[0]) + 1;
+            session.Insert(new EnrollmentDocument
+            {
+                Id = id,
+                School = school,
+                Position = position,
+                Request = request.ToArray(),
+                ReceivedAt = options.TimeProvider.GetUtcNow(),
+            });
+            await session.SaveChangesAsync(cancellationToken).ConfigureAwait(false);
+            return position;
+        }
+        catch (Exception ex) when (IsUniqueViolation(ex))
+        {
+            throw new InvalidOperationException($"Enrollment id '{id}' is already in use.", ex);
+        }
+    }
+
+    /// <inheritdoc />
+    public async Task<int> PendingEnrollmentCountAsync(string school, CancellationToken cancellationToken)
+    {
+        await ReadyAsync().ConfigureAwait(false);
+        ArgumentException.ThrowIfNullOrEmpty(school);
+        await using var session = store.QuerySession();
+        return await session.Query<EnrollmentDocument>().CountAsync(x => x.School == school && !x.Answered, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    public async Task<IReadOnlyList<StoredEnrollment>> ReadEnrollmentsAsync(string school, long after, int limit, CancellationToken cancellationToken)
+    {
+        await ReadyAsync().ConfigureAwait(false);
+        ArgumentException.ThrowIfNullOrEmpty(school);
+        ArgumentOutOfRangeException.ThrowIfNegative(after);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(limit);
+        await using var session = store.QuerySession();
+        var docs = await session.Query<EnrollmentDocument>()
+            .Where(x => x.School == school && !x.Answered && x.Position > after)
+            .OrderBy(x => x.Position)
+            .Take(limit)
+            .ToListAsync(cancellationToken).ConfigureAwait(false);
+        return docs.Select(d => new StoredEnrollment(d.Position, d.Id, d.School, d.Request, d.ReceivedAt)).ToList();
+    }
+
+    /// <inheritdoc />
+    public async Task<EnrollmentAnswerOutcome> AnswerEnrollmentAsync(string school, string id, bool approved, ReadOnlyMemory<byte> answer, CancellationToken cancellationToken)
+    {
+        await ReadyAsync().ConfigureAwait(false);
+        ArgumentException.ThrowIfNullOrEmpty(school);
+        ArgumentException.ThrowIfNullOrEmpty(id);
+        await using var session = store.LightweightSession();
+        await session.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        await LockAsync(session, EnrollmentLockClass, school, cancellationToken).ConfigureAwait(false);
+        var doc = await session.LoadAsync<EnrollmentDocument>(id, cancellationToken).ConfigureAwait(false);
+        if (doc is null || !string.Equals(doc.School, school, StringComparison.Ordinal))
+        {
+            return EnrollmentAnswerOutcome.Unknown;
+        }
+
+        if (doc.Answered)
+        {
+            return EnrollmentAnswerOutcome.AlreadyAnswered;
+        }
+
+        doc.Answered = true;
+        doc.Approved = approved;
+        doc.Answer = answer.ToArray();
+        doc.AnsweredAt = options.TimeProvider.GetUtcNow();
+        session.Store(doc);
+        await session.SaveChangesAsync(cancellationToken).ConfigureAwait(false);
+        return EnrollmentAnswerOutcome.Stored;
+    }
+
+    /// <inheritdoc />
+    public async Task<StoredEnrollmentAnswer?> GetEnrollmentAnswerAsync(string id, CancellationToken cancellationToken)
+    {
+        await ReadyAsync().ConfigureAwait(false);
+        ArgumentException.ThrowIfNullOrEmpty(id);
+        await using var session = store.QuerySession();
+        var doc = await session.LoadAsync<EnrollmentDocument>(id, cancellationToken).ConfigureAwait(false);
+        return doc is null ? null : new StoredEnrollmentAnswer(doc.Id, doc.School, doc.Answered, doc.Approved, doc.Answer, doc.AnsweredAt);
     }
 
     /// <summary>Disposes the Marten store when this object created it.</summary>

@@ -16,6 +16,8 @@ public sealed class InMemoryMailboxStore : IMailboxStore
     private readonly HashSet<(string Account, string Device)> _wiped = [];
     private readonly Dictionary<(string Account, string Caller), long> _acks = [];
     private readonly Dictionary<(string Caller, string Nonce), DateTimeOffset> _nonces = [];
+    private readonly Dictionary<string, List<StoredEnrollment>> _enrollmentQueues = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, StoredEnrollmentAnswer> _enrollments = new(StringComparer.Ordinal);
     private readonly TimeProvider _time;
 
     /// <summary>Creates an empty store.</summary>
@@ -166,6 +168,82 @@ public sealed class InMemoryMailboxStore : IMailboxStore
             }
 
             return Task.FromResult(_nonces.TryAdd((caller, nonce), expires));
+        }
+    }
+
+    /// <inheritdoc />
+    public Task<long> EnqueueEnrollmentAsync(string school, string id, ReadOnlyMemory<byte> request, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(school);
+        ArgumentException.ThrowIfNullOrEmpty(id);
+        lock (_gate)
+        {
+            if (_enrollments.ContainsKey(id))
+            {
+                throw new InvalidOperationException($"Enrollment id '{id}' is already in use.");
+            }
+
+            if (!_enrollmentQueues.TryGetValue(school, out var queue))
+            {
+                _enrollmentQueues[school] = queue = [];
+            }
+
+            var position = queue.Count + 1L;
+            queue.Add(new StoredEnrollment(position, id, school, request.ToArray(), _time.GetUtcNow()));
+            _enrollments[id] = new StoredEnrollmentAnswer(id, school, Answered: false, Approved: false, Answer: null, AnsweredAt: null);
+            return Task.FromResult(position);
+        }
+    }
+
+    /// <inheritdoc />
+    public Task<int> PendingEnrollmentCountAsync(string school, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            return Task.FromResult(_enrollmentQueues.TryGetValue(school, out var queue) ? queue.Count(e => !_enrollments[e.Id].Answered) : 0);
+        }
+    }
+
+    /// <inheritdoc />
+    public Task<IReadOnlyList<StoredEnrollment>> ReadEnrollmentsAsync(string school, long after, int limit, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(after);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(limit);
+        lock (_gate)
+        {
+            IReadOnlyList<StoredEnrollment> page = _enrollmentQueues.TryGetValue(school, out var queue)
+                ? [.. queue.Where(e => e.Position > after && !_enrollments[e.Id].Answered).Take(limit)]
+                : [];
+            return Task.FromResult(page);
+        }
+    }
+
+    /// <inheritdoc />
+    public Task<EnrollmentAnswerOutcome> AnswerEnrollmentAsync(string school, string id, bool approved, ReadOnlyMemory<byte> answer, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            if (!_enrollments.TryGetValue(id, out var state) || !string.Equals(state.School, school, StringComparison.Ordinal))
+            {
+                return Task.FromResult(EnrollmentAnswerOutcome.Unknown);
+            }
+
+            if (state.Answered)
+            {
+                return Task.FromResult(EnrollmentAnswerOutcome.AlreadyAnswered);
+            }
+
+            _enrollments[id] = state with { Answered = true, Approved = approved, Answer = answer.ToArray(), AnsweredAt = _time.GetUtcNow() };
+            return Task.FromResult(EnrollmentAnswerOutcome.Stored);
+        }
+    }
+
+    /// <inheritdoc />
+    public Task<StoredEnrollmentAnswer?> GetEnrollmentAnswerAsync(string id, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            return Task.FromResult(_enrollments.GetValueOrDefault(id));
         }
     }
 

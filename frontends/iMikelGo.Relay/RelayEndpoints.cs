@@ -35,6 +35,19 @@ public static class RelayEndpoints
     public static Task<IResult> WipeAck(HttpContext context) =>
         Service(context).WipeAckAsync(Auth(context), context.RequestAborted);
 
+    /// <summary>The school pulls its pending enrollment requests (the school only).</summary>
+    [WolverineGet("/v1/schools/{school}/enrollments", OperationId = "PullEnrollments")]
+    public static Task<IResult> PullEnrollments(string school, HttpContext context) =>
+        Enrollments(context).PullAsync(Auth(context), context.Request.Query, context.RequestAborted);
+
+    /// <summary>The school answers an enrollment request, registering the device on approval (the school only).</summary>
+    [WolverinePost("/v1/schools/{school}/enrollments/{id}/answer", OperationId = "AnswerEnrollment")]
+    public static Task<IResult> AnswerEnrollment(string school, string id, HttpContext context) =>
+        Enrollments(context).AnswerAsync(Auth(context), id, context.RequestAborted);
+
+    internal static EnrollmentRelay Enrollments(HttpContext context) =>
+        (EnrollmentRelay)context.RequestServices.GetService(typeof(EnrollmentRelay))!;
+
     internal static RelayService Service(HttpContext context) =>
         (RelayService)context.RequestServices.GetService(typeof(RelayService))!;
 

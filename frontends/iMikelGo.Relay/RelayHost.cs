@@ -69,6 +69,7 @@ public static class RelayHost
         services.AddSingleton<MailboxSignals>();
         services.AddSingleton<RelayTelemetry>();
         services.AddSingleton<RelayService>();
+        services.AddSingleton<EnrollmentRelay>();
         services.AddHostedService<SchoolSeeder>();
         services.AddProblemDetails();
         services.AddOpenApi("v1");
@@ -78,7 +79,7 @@ public static class RelayHost
             limiter.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, string>(context =>
             {
                 var key = context.Request.Headers[RelayProtocol.CallerHeader].ToString();
-                if (key.Length == 0)
+                if (key.Length == 0 || context.GetEndpoint()?.Metadata.GetMetadata<AnonymousRelayEndpointAttribute>() is not null)
                 {
                     key = "ip:" + context.Connection.RemoteIpAddress;
                 }
@@ -130,6 +131,23 @@ public static class RelayHost
             .ProducesProblem(StatusCodes.Status401Unauthorized)
             .ProducesProblem(StatusCodes.Status403Forbidden)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesProblem(StatusCodes.Status429TooManyRequests);
+        app.MapPost("/v1/schools/{school}/enrollments", (string school, HttpContext context) =>
+                RelayEndpoints.Enrollments(context).SubmitAsync(school, context))
+            .WithName("SubmitEnrollment")
+            .WithMetadata(new AnonymousRelayEndpointAttribute(RelayProtocol.MaxEnrollmentRequestBytes))
+            .Accepts<byte[]>("application/octet-stream")
+            .Produces<EnrollmentSubmitted>(StatusCodes.Status202Accepted)
+            .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesProblem(StatusCodes.Status429TooManyRequests);
+        app.MapGet("/v1/enrollments/{id}", (string id, HttpContext context) =>
+                RelayEndpoints.Enrollments(context).StatusAsync(id, context.RequestAborted))
+            .WithName("EnrollmentStatus")
+            .WithMetadata(new AnonymousRelayEndpointAttribute(0))
+            .Produces<EnrollmentStatus>(StatusCodes.Status200OK)
+            .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status429TooManyRequests);
         app.MapWolverineEndpoints();
 

@@ -13,4 +13,8 @@ namespace IMikelGo.Relay;
 [JsonSerializable(typeof(RevocationRequest))]
 [JsonSerializable(typeof(WipeAck))]
 [JsonSerializable(typeof(List<SchoolRegistration>))]
+[JsonSerializable(typeof(EnrollmentSubmitted))]
+[JsonSerializable(typeof(EnrollmentPage))]
+[JsonSerializable(typeof(EnrollmentAnswerRequest))]
+[JsonSerializable(typeof(EnrollmentStatus))]
 internal sealed partial class RelayJson : JsonSerializerContext;

@@ -57,6 +57,15 @@ public sealed class RelayOptions
     /// <summary>Requests per second refilled into each caller's bucket.</summary>
     public int RateLimitPerSecond { get; set; } = 50;
 
+    /// <summary>Token-bucket size of the enrollment-submission limit, per source IP and per license-key hash.</summary>
+    public int EnrollmentRateLimitBurst { get; set; } = 10;
+
+    /// <summary>Enrollment submissions per minute refilled into each source IP's and license-key hash's bucket.</summary>
+    public int EnrollmentRateLimitPerMinute { get; set; } = 10;
+
+    /// <summary>Most unanswered enrollment requests queued per school (further submissions get 429 <c>queue-full</c>).</summary>
+    public int MaxPendingEnrollments { get; set; } = 1000;
+
     /// <summary>How often a long-poll re-reads the store (catches bundles pushed through other instances).</summary>
     public TimeSpan LongPollStoreInterval { get; set; } = TimeSpan.FromSeconds(1);
 

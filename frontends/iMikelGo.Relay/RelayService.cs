@@ -245,7 +245,7 @@ internal sealed partial class RelayService(IMailboxStore store, MailboxSignals s
 
     private static bool IsId(string? id) => Identifiers.IsValid(id);
 
-    private static bool TryKey(string? base64, out byte[] key)
+    internal static bool TryKey(string? base64, out byte[] key)
     {
         key = [];
         if (base64 is null || base64.Length > 1024)

@@ -22,6 +22,24 @@ public sealed class RelayRequestFeature(RelayCaller caller, byte[] body, string 
 }
 
 /// <summary>
+/// Marks the relay's unauthenticated endpoints (the device's enrollment submission and answer poll): no signature,
+/// the body is still read once and bounded to <see cref="MaxBodyBytes"/>.
+/// </summary>
+[AttributeUsage(AttributeTargets.Method | AttributeTargets.Class)]
+public sealed class AnonymousRelayEndpointAttribute(int maxBodyBytes = 0) : Attribute
+{
+    /// <summary>Largest body accepted.</summary>
+    public int MaxBodyBytes { get; } = maxBodyBytes;
+}
+
+/// <summary>The bounded body of an unauthenticated request.</summary>
+public sealed class AnonymousRequestFeature(byte[] body)
+{
+    /// <summary>The request body as received.</summary>
+    public byte[] Body { get; } = body;
+}
+
+/// <summary>
 /// Authenticates every <c>/v1/</c> request (docs/relay.md): headers well formed, timestamp within
 /// <see cref="RelayProtocol.MaxRequestAge"/>, device not revoked (checked before the key lookup, so a deleted
 /// record still gets the wipe), caller known and of the account, signature valid, nonce never used (the store
@@ -36,6 +54,20 @@ internal sealed partial class RequestAuthentication(RequestDelegate next, IMailb
     {
         if (!context.Request.Path.StartsWithSegments("/v1", StringComparison.Ordinal))
         {
+            await next(context);
+            return;
+        }
+
+        if (context.GetEndpoint()?.Metadata.GetMetadata<AnonymousRelayEndpointAttribute>() is { } anonymous)
+        {
+            var (anonymousBody, anonymousProblem) = await ReadBodyAsync(context, anonymous.MaxBodyBytes, context.RequestAborted);
+            if (anonymousProblem is not null)
+            {
+                await Problems.Write(context, anonymousProblem);
+                return;
+            }
+
+            context.Features.Set(new AnonymousRequestFeature(anonymousBody!));
             await next(context);
             return;
         }
@@ -83,15 +115,21 @@ internal sealed partial class RequestAuthentication(RequestDelegate next, IMailb
             return Problems.Unauthenticated("stale", $"The request timestamp is more than {RelayProtocol.MaxRequestAge.TotalMinutes:0} minutes from the relay's clock.");
         }
 
-        var (body, bodyProblem) = await ReadBodyAsync(context, ct);
+        var (body, bodyProblem) = await ReadBodyAsync(context, BodyLimit(request), ct);
         if (bodyProblem is not null)
         {
             return bodyProblem;
         }
 
         var isWipeAck = request.Path.Equals(RelayProtocol.WipeAcks, StringComparison.Ordinal);
+        var school = context.GetRouteValue("school") as string;
         string? account;
-        if (isWipeAck)
+        if (school is not null)
+        {
+            // School routes (enrollment queue): the account is the school's own, known after the key lookup.
+            account = null;
+        }
+        else if (isWipeAck)
         {
             account = TryReadWipeAck(body!)?.Account;
             if (string.IsNullOrEmpty(account))
@@ -109,7 +147,7 @@ internal sealed partial class RequestAuthentication(RequestDelegate next, IMailb
         }
 
         // Revocation first: a revoked device (even one whose record was deleted) is told to wipe.
-        if (!isWipeAck && await store.IsRevokedAsync(account, caller, ct))
+        if (!isWipeAck && account is not null && await store.IsRevokedAsync(account, caller, ct))
         {
             LogRefused(logger, caller, "revoked");
             return Problems.Wipe("This device was revoked: wipe its local data, then confirm at " + RelayProtocol.WipeAcks + ".");
@@ -128,7 +166,16 @@ internal sealed partial class RequestAuthentication(RequestDelegate next, IMailb
             return Problems.Unauthenticated("bad-signature", "The signature does not match the request.");
         }
 
-        if (!string.Equals(known.Account, account, StringComparison.Ordinal))
+        if (school is not null)
+        {
+            if (!known.IsSchool || !string.Equals(known.Id, school, StringComparison.Ordinal))
+            {
+                return Problems.Forbidden("not-school", "Only this school reads and answers its enrollment requests.");
+            }
+
+            account = known.Account;
+        }
+        else if (!string.Equals(known.Account, account, StringComparison.Ordinal))
         {
             return Problems.Forbidden("other-account", "The caller does not belong to this account.");
         }
@@ -139,17 +186,20 @@ internal sealed partial class RequestAuthentication(RequestDelegate next, IMailb
             return Problems.Unauthenticated("replayed", "This nonce was already used: the request is a replay.");
         }
 
-        context.Features.Set(new RelayRequestFeature(known, body!, account));
+        context.Features.Set(new RelayRequestFeature(known, body!, account!));
         request.Body = new MemoryStream(body!, writable: false);
         return null;
     }
 
-    private static async Task<(byte[]? Body, IResult? Problem)> ReadBodyAsync(HttpContext context, CancellationToken ct)
+    private static int BodyLimit(HttpRequest request) =>
+        !HttpMethods.IsPost(request.Method) || request.Path.Value is not { } p ? MaxJsonBytes
+        : p.EndsWith("/bundles", StringComparison.Ordinal) ? RelayProtocol.MaxBundleBytes
+        : p.EndsWith("/answer", StringComparison.Ordinal) ? RelayProtocol.MaxEnrollmentAnswerBytes
+        : MaxJsonBytes;
+
+    private static async Task<(byte[]? Body, IResult? Problem)> ReadBodyAsync(HttpContext context, int limit, CancellationToken ct)
     {
         var request = context.Request;
-        var limit = HttpMethods.IsPost(request.Method) && request.Path.Value is { } p && p.EndsWith("/bundles", StringComparison.Ordinal)
-            ? RelayProtocol.MaxBundleBytes
-            : MaxJsonBytes;
         if (request.ContentLength > limit)
         {
             return (null, Problems.TooLarge("too-large", $"The body is larger than {limit} bytes."));

@@ -68,6 +68,19 @@ public sealed class SqliteMailboxStore : IMailboxStore, IDisposable
             PRIMARY KEY (caller, nonce)
         ) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS nonces_expires ON nonces (expires);
+        CREATE TABLE IF NOT EXISTS enrollments (
+            id TEXT NOT NULL PRIMARY KEY,
+            school TEXT NOT NULL,
+            position INTEGER NOT NULL CHECK (position > 0),
+            request BLOB NOT NULL,
+            received_at INTEGER NOT NULL,
+            answered INTEGER NOT NULL DEFAULT 0,
+            approved INTEGER NOT NULL DEFAULT 0,
+            answer BLOB,
+            answered_at INTEGER,
+            UNIQUE (school, position)
+        ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS enrollments_pending ON enrollments (school, answered, position);
         """;
 
     private readonly string connectionString;
@@ -318,6 +331,98 @@ public sealed class SqliteMailboxStore : IMailboxStore, IDisposable
         var fresh = insert.ExecuteNonQuery() == 1;
         tx.Commit();
         return Task.FromResult(fresh);
+    }
+
+    /// <inheritdoc />
+    public Task<long> EnqueueEnrollmentAsync(string school, string id, ReadOnlyMemory<byte> request, CancellationToken cancellationToken)
+    {
+        RequireId(school, nameof(school));
+        RequireId(id, nameof(id));
+        cancellationToken.ThrowIfCancellationRequested();
+        using var conn = Open();
+        using var tx = conn.BeginTransaction(deferred: false); // BEGIN IMMEDIATE: positions per school are gap-free
+        var position = (Scalar(conn, tx, "SELECT max(position) FROM enrollments WHERE school = $s", ("$s", school)) as long? ?? 0) + 1;
+        try
+        {
+            using var insert = Command(conn, tx,
+                "INSERT INTO enrollments (id, school, position, request, received_at) VALUES ($i, $s, $p, $r, $t)",
+                ("$i", id), ("$s", school), ("$p", position), ("$r", request.ToArray()), ("$t", Now()));
+            insert.ExecuteNonQuery();
+        }
+        catch (SqliteException ex) when (ex.SqliteErrorCode == SqliteConstraint)
+        {
+            throw new InvalidOperationException($"Enrollment id '{id}' is already in use.", ex);
+        }
+
+        tx.Commit();
+        return Task.FromResult(position);
+    }
+
+    /// <inheritdoc />
+    public Task<int> PendingEnrollmentCountAsync(string school, CancellationToken cancellationToken)
+    {
+        RequireId(school, nameof(school));
+        using var conn = Open();
+        return Task.FromResult((int)(Scalar(conn, null, "SELECT count(*) FROM enrollments WHERE school = $s AND answered = 0", ("$s", school)) as long? ?? 0));
+    }
+
+    /// <inheritdoc />
+    public Task<IReadOnlyList<StoredEnrollment>> ReadEnrollmentsAsync(string school, long after, int limit, CancellationToken cancellationToken)
+    {
+        RequireId(school, nameof(school));
+        ArgumentOutOfRangeException.ThrowIfNegative(after);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(limit);
+        using var conn = Open();
+        using var cmd = Command(conn, null,
+            "SELECT position, id, request, received_at FROM enrollments WHERE school = $s AND answered = 0 AND position > $after ORDER BY position LIMIT $limit",
+            ("$s", school), ("$after", after), ("$limit", (long)limit));
+        using var reader = cmd.ExecuteReader();
+        var list = new List<StoredEnrollment>();
+        while (reader.Read())
+        {
+            list.Add(new StoredEnrollment(reader.GetInt64(0), reader.GetString(1), school, (byte[])reader.GetValue(2),
+                DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(3))));
+        }
+
+        return Task.FromResult<IReadOnlyList<StoredEnrollment>>(list);
+    }
+
+    /// <inheritdoc />
+    public Task<EnrollmentAnswerOutcome> AnswerEnrollmentAsync(string school, string id, bool approved, ReadOnlyMemory<byte> answer, CancellationToken cancellationToken)
+    {
+        RequireId(school, nameof(school));
+        RequireId(id, nameof(id));
+        using var conn = Open();
+        using var tx = conn.BeginTransaction(deferred: false);
+        using (var update = Command(conn, tx,
+            "UPDATE enrollments SET answered = 1, approved = $ok, answer = $a, answered_at = $t WHERE id = $i AND school = $s AND answered = 0",
+            ("$ok", approved ? 1L : 0L), ("$a", answer.ToArray()), ("$t", Now()), ("$i", id), ("$s", school)))
+        {
+            if (update.ExecuteNonQuery() == 1)
+            {
+                tx.Commit();
+                return Task.FromResult(EnrollmentAnswerOutcome.Stored);
+            }
+        }
+
+        var known = Scalar(conn, tx, "SELECT 1 FROM enrollments WHERE id = $i AND school = $s", ("$i", id), ("$s", school)) is not null;
+        tx.Commit();
+        return Task.FromResult(known ? EnrollmentAnswerOutcome.AlreadyAnswered : EnrollmentAnswerOutcome.Unknown);
+    }
+
+    /// <inheritdoc />
+    public Task<StoredEnrollmentAnswer?> GetEnrollmentAnswerAsync(string id, CancellationToken cancellationToken)
+    {
+        RequireId(id, nameof(id));
+        using var conn = Open();
+        using var cmd = Command(conn, null, "SELECT school, answered, approved, answer, answered_at FROM enrollments WHERE id = $i", ("$i", id));
+        using var reader = cmd.ExecuteReader();
+        StoredEnrollmentAnswer? state = reader.Read()
+            ? new StoredEnrollmentAnswer(id, reader.GetString(0), reader.GetInt64(1) != 0, reader.GetInt64(2) != 0,
+                reader.IsDBNull(3) ? null : (byte[])reader.GetValue(3),
+                reader.IsDBNull(4) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(4)))
+            : null;
+        return Task.FromResult(state);
     }
 
     /// <summary>Releases the pooled connections of this file.</summary>

@@ -67,6 +67,63 @@ public static class RelayProtocol
 
     /// <summary>A revoked device confirms its wipe: <c>POST /v1/wipe-acks</c>.</summary>
     public const string WipeAcks = "/v1/wipe-acks";
+
+    /// <summary>
+    /// Header of an enrollment submission: lowercase hex SHA-256 of the canonical license key, so the relay can
+    /// rate-limit attempts per license key without learning it.
+    /// </summary>
+    public const string LicenseHashHeader = "X-IMikelGo-License-Hash";
+
+    /// <summary>Largest sealed enrollment request the relay queues (bytes; the school refuses larger ones too).</summary>
+    public const int MaxEnrollmentRequestBytes = 64 * 1024;
+
+    /// <summary>Largest school answer to an enrollment (bytes of the JSON body: certificate and signed roster, base64).</summary>
+    public const int MaxEnrollmentAnswerBytes = 256 * 1024;
+
+    /// <summary>Most pending enrollments returned by one school pull.</summary>
+    public const int MaxEnrollmentPageSize = 100;
+
+    /// <summary>
+    /// Submit (unauthenticated device, body: the sealed request bytes) or pull (the school, signed):
+    /// <c>/v1/schools/{school}/enrollments</c>.
+    /// </summary>
+    public static string Enrollments(string school) => $"/v1/schools/{Uri.EscapeDataString(school)}/enrollments";
+
+    /// <summary>The school pulls pending enrollments after a cursor: <c>GET /v1/schools/{school}/enrollments?after=N&amp;limit=M</c>.</summary>
+    public static string PullEnrollments(string school, long after, int limit = MaxEnrollmentPageSize) =>
+        string.Create(CultureInfo.InvariantCulture, $"{Enrollments(school)}?after={after}&limit={limit}");
+
+    /// <summary>The school answers an enrollment (signed): <c>POST /v1/schools/{school}/enrollments/{id}/answer</c>.</summary>
+    public static string EnrollmentAnswer(string school, string id) => $"{Enrollments(school)}/{Uri.EscapeDataString(id)}/answer";
+
+    /// <summary>The device polls for the answer (unauthenticated; the id is a 128-bit capability): <c>GET /v1/enrollments/{id}</c>.</summary>
+    public static string Enrollment(string id) => $"/v1/enrollments/{Uri.EscapeDataString(id)}";
+
+    /// <summary>Lowercase hex SHA-256 of a canonical license key, for <see cref="LicenseHashHeader"/>.</summary>
+    public static string LicenseHash(string canonicalLicense)
+    {
+        ArgumentNullException.ThrowIfNull(canonicalLicense);
+        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes("imikelgo-license/1\n" + canonicalLicense)));
+    }
+
+    /// <summary>Whether <paramref name="id"/> has the form of an enrollment id (32 lowercase hex digits, 128 bits).</summary>
+    public static bool IsEnrollmentId(string? id)
+    {
+        if (id is null || id.Length != 32)
+        {
+            return false;
+        }
+
+        foreach (var c in id)
+        {
+            if (c is not ((>= '0' and <= '9') or (>= 'a' and <= 'f')))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
 }
 
 /// <summary>
@@ -136,3 +193,44 @@ public sealed record RevocationRequest(string? Device, string Reason);
 
 /// <summary>A revoked device's confirmation that it wiped its data.</summary>
 public sealed record WipeAck(string Device, string Account);
+
+/// <summary>The relay's answer to an enrollment submission: the request's id, a 128-bit random capability.</summary>
+/// <param name="Id">32 lowercase hex digits; whoever knows it can read the school's answer.</param>
+public sealed record EnrollmentSubmitted(string Id);
+
+/// <summary>A pending enrollment request, as the school pulls it.</summary>
+/// <param name="Position">The request's position in the school's queue (the pull cursor).</param>
+/// <param name="Id">The request id.</param>
+/// <param name="Request">The sealed request bytes, exactly as the device sent them.</param>
+/// <param name="ReceivedAt">When the relay queued it.</param>
+public sealed record PendingEnrollment(long Position, string Id, byte[] Request, DateTimeOffset ReceivedAt);
+
+/// <summary>A page of pending enrollments; <see cref="Next"/> is the last position returned (or the cursor).</summary>
+public sealed record EnrollmentPage(IReadOnlyList<PendingEnrollment> Items, long Next);
+
+/// <summary>
+/// The school's answer to an enrollment request: opaque bytes for the device (a signed approval or a refusal), and
+/// on approval the device's registration in the school's account, so the relay learns the device's key in the same
+/// step.
+/// </summary>
+/// <param name="Approved">Whether the device was enrolled.</param>
+/// <param name="Answer">The bytes the device receives (the relay does not interpret them).</param>
+/// <param name="Account">The account the device was enrolled in (required with <paramref name="Registration"/>).</param>
+/// <param name="Registration">The device's signing key to register (required on approval).</param>
+public sealed record EnrollmentAnswerRequest(bool Approved, byte[] Answer, string? Account, DeviceRegistration? Registration);
+
+/// <summary>What the device sees when it polls its enrollment.</summary>
+/// <param name="Id">The request id.</param>
+/// <param name="Status"><c>pending</c>, <c>approved</c> or <c>refused</c>.</param>
+/// <param name="Answer">The school's answer bytes once answered.</param>
+public sealed record EnrollmentStatus(string Id, string Status, byte[]? Answer)
+{
+    /// <summary>The request is queued or being decided.</summary>
+    public const string Pending = "pending";
+
+    /// <summary>The school enrolled the device; <see cref="Answer"/> holds the approval.</summary>
+    public const string Approved = "approved";
+
+    /// <summary>The school refused; <see cref="Answer"/> holds the reason.</summary>
+    public const string Refused = "refused";
+}
