@@ -27,6 +27,22 @@ public interface IRelayClient
 
     /// <summary>A revoked device confirms it wiped its data.</summary>
     Task WipeAckAsync(WipeAck acknowledgement, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Device, not yet registered: queues a sealed enrollment request for <paramref name="school"/> (unauthenticated;
+    /// <paramref name="license"/> is sent only as a hash, for the relay's per-license rate limit). Returns the request id,
+    /// a secret capability for <see cref="GetEnrollmentAnswerAsync"/>.
+    /// </summary>
+    Task<string> SubmitEnrollmentAsync(string school, LicenseKey license, ReadOnlyMemory<byte> request, CancellationToken cancellationToken);
+
+    /// <summary>Device: the state of its enrollment request (pending, or answered with the school's answer bytes).</summary>
+    Task<EnrollmentStatus> GetEnrollmentAnswerAsync(string id, CancellationToken cancellationToken);
+
+    /// <summary>School: its pending enrollment requests after a cursor.</summary>
+    Task<EnrollmentPage> PullEnrollmentsAsync(string school, long after, int limit, CancellationToken cancellationToken);
+
+    /// <summary>School: answers an enrollment request (approval with the device's registration, or refusal).</summary>
+    Task AnswerEnrollmentAsync(string school, string id, EnrollmentAnswerRequest answer, CancellationToken cancellationToken);
 }
 
 /// <summary>Convenience overloads.</summary>

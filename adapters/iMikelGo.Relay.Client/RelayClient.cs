@@ -178,6 +178,80 @@ public sealed partial class RelayClient : IRelayClient, IDisposable
     }
 
     /// <inheritdoc />
+    public async Task<string> SubmitEnrollmentAsync(string school, LicenseKey license, ReadOnlyMemory<byte> request, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(school);
+        if (request.Length == 0 || request.Length > RelayProtocol.MaxEnrollmentRequestBytes)
+        {
+            throw new ArgumentException($"an enrollment request has 1 to {RelayProtocol.MaxEnrollmentRequestBytes} bytes, not {request.Length}", nameof(request));
+        }
+
+        using var content = new ReadOnlyMemoryContent(request);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+        content.Headers.Add(RelayProtocol.LicenseHashHeader, RelayProtocol.LicenseHash(license.Value));
+        var submitted = await SendAsync<EnrollmentSubmitted>("enroll", HttpMethod.Post, RelayProtocol.Enrollments(school), content, TimeSpan.Zero, cancellationToken).ConfigureAwait(false);
+        if (!RelayProtocol.IsEnrollmentId(submitted.Id))
+        {
+            throw new RelayProtocolException("relay enroll: the answer carries no valid enrollment id");
+        }
+
+        return submitted.Id;
+    }
+
+    /// <inheritdoc />
+    public async Task<EnrollmentStatus> GetEnrollmentAnswerAsync(string id, CancellationToken cancellationToken)
+    {
+        if (!RelayProtocol.IsEnrollmentId(id))
+        {
+            throw new ArgumentException("an enrollment id is 32 lowercase hex digits", nameof(id));
+        }
+
+        var status = await SendAsync<EnrollmentStatus>("enrollment-status", HttpMethod.Get, RelayProtocol.Enrollment(id), null, TimeSpan.Zero, cancellationToken).ConfigureAwait(false);
+        if (status.Status is not (EnrollmentStatus.Pending or EnrollmentStatus.Approved or EnrollmentStatus.Refused)
+            || (status.Status != EnrollmentStatus.Pending && status.Answer is null))
+        {
+            throw new RelayProtocolException($"relay enrollment-status: unexpected status '{status.Status}'");
+        }
+
+        return status;
+    }
+
+    /// <inheritdoc />
+    public async Task<EnrollmentPage> PullEnrollmentsAsync(string school, long after, int limit, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(school);
+        ArgumentOutOfRangeException.ThrowIfNegative(after);
+        ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(limit, RelayProtocol.MaxEnrollmentPageSize);
+        var page = await SendAsync<EnrollmentPage>("pull-enrollments", HttpMethod.Get, RelayProtocol.PullEnrollments(school, after, limit), null, TimeSpan.Zero, cancellationToken).ConfigureAwait(false);
+        var previous = after;
+        foreach (var item in page.Items ?? [])
+        {
+            if (item is null || item.Request is null || item.Position <= previous || !RelayProtocol.IsEnrollmentId(item.Id))
+            {
+                throw new RelayProtocolException($"relay pull-enrollments: the page after {after} is malformed or out of order");
+            }
+
+            previous = item.Position;
+        }
+
+        return page;
+    }
+
+    /// <inheritdoc />
+    public Task AnswerEnrollmentAsync(string school, string id, EnrollmentAnswerRequest answer, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(school);
+        ArgumentNullException.ThrowIfNull(answer);
+        if (!RelayProtocol.IsEnrollmentId(id))
+        {
+            throw new ArgumentException("an enrollment id is 32 lowercase hex digits", nameof(id));
+        }
+
+        return SendJsonAsync("answer-enrollment", RelayProtocol.EnrollmentAnswer(school, id), answer, cancellationToken);
+    }
+
+    /// <inheritdoc />
     public void Dispose()
     {
         if (_ownsHttp)
