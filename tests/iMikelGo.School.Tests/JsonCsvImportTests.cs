@@ -1,0 +1,65 @@
+using System.Text.RegularExpressions;
+using FluentAssertions;
+using IMikelGo.School.Import;
+using IMikelGo.School.Model;
+using Xunit;
+
+namespace IMikelGo.School.Tests;
+
+internal static partial class Json
+{
+    /// <summary>The example of docs/school-import.md (the first ```json block), imported.</summary>
+    public static SchoolTimetable Example() => JsonSchoolDataSource.FromJson(DocBlock("json")).Load();
+
+    public static string DocBlock(string language)
+    {
+        var doc = File.ReadAllText(Path.Combine(Repo.Root ?? throw new InvalidOperationException("repository root not found"), "docs", "school-import.md"));
+        return Regex.Match(doc, "```" + language + "\\n(.*?)```", RegexOptions.Singleline).Groups[1].Value;
+    }
+}
+
+public sealed class JsonCsvImportTests
+{
+    [Fact]
+    public void The_documented_JSON_example_imports()
+    {
+        var t = Json.Example();
+        t.Teachers.Select(x => x.Account.Value).Should().Equal("anna", "ben");
+        t.Groups.Single(g => g.Id.Value == "ensemble-a").Students.Select(s => s.Id.Value).Should().Equal("lea", "max");
+        t.Lessons.Should().HaveCount(4, "theory-1 has two teachers");
+        t.Lessons.First().Slot.Should().Be(new LessonSlot(1, 16 * 60, 45, new Engine.RoomId("r101")));
+    }
+
+    [Fact]
+    public void The_documented_CSV_example_imports()
+    {
+        var t = CsvSchoolDataSource.FromCsv(Json.DocBlock("csv"), "Musikschule Beispiel", Json.Example().Term).Load();
+        t.Lessons.Should().HaveCount(3);
+        t.Lessons[1].Groups.Select(g => g.Value).Should().Equal("ensemble-a", "ensemble-b");
+        t.Lessons[2].Slot.Weekday.Should().Be(3);
+    }
+
+    [Theory]
+    [InlineData("\"teacher\": \"anna\"", "\"teacher\": \"nobody\"", "$.lesson piano-anna-1 of nobody", "unknown teacher nobody")]
+    [InlineData("\"start\": \"16:00\"", "\"start\": \"4pm\"", "$.lessons[0].start", "HH:mm")]
+    [InlineData("\"id\": \"ben\"", "\"id\": \"anna\"", "$.teacher anna", "duplicate id anna")]
+    [InlineData("\"id\": \"ben\"", "\"id\": \"Ben!\"", "$.teachers[1].id", "not a valid account id")]
+    [InlineData("\"room\": \"r101\"", "\"room\": \"r999\"", "$.lesson piano-anna-1 of anna", "unknown room r999")]
+    public void JSON_errors_name_the_element(string from, string to, string element, string problem)
+    {
+        var json = Json.DocBlock("json");
+        var i = json.IndexOf(from, StringComparison.Ordinal);
+        json = json[..i] + to + json[(i + from.Length)..];
+        var ex = FluentActions.Invoking(() => JsonSchoolDataSource.FromJson(json).Load()).Should().Throw<SchoolImportException>().Which;
+        ex.Element.Should().Be(element);
+        ex.Message.Should().Contain(problem);
+    }
+
+    [Fact]
+    public void CSV_errors_name_line_and_column()
+    {
+        var csv = Json.DocBlock("csv").Replace("wednesday", "someday", StringComparison.Ordinal);
+        var ex = FluentActions.Invoking(() => CsvSchoolDataSource.FromCsv(csv, "S", Json.Example().Term).Load()).Should().Throw<SchoolImportException>().Which;
+        ex.Element.Should().Be("line 4, column weekday");
+    }
+}

@@ -1,0 +1,196 @@
+using System.Collections.Immutable;
+using System.Diagnostics;
+using FluentAssertions;
+using IMikelGo.Engine;
+using IMikelGo.Engine.Chains;
+using IMikelGo.Engine.Events;
+using IMikelGo.Engine.Signing;
+using IMikelGo.School.Model;
+using IMikelGo.School.Publishing;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace IMikelGo.School.Tests;
+
+public sealed class PublishTests(ITestOutputHelper output)
+{
+    private static readonly string[] Solutions = XhsttImportTests.Solutions;
+
+    private static TimetablePublisher NewPublisher() => new(DerivedSchoolKeyStore.ForTests());
+
+    /// <summary>A device of <paramref name="account"/>, enrolled by the school, that received the account's whole log.</summary>
+    private static Replica DeviceOf(TimetablePublisher publisher, AccountId account)
+    {
+        var key = ReplicaKey.Create();
+        publisher.EnrollDevice(account, key.Replica, "phone", key.PublicKey).Succeeded.Should().BeTrue();
+        var device = new Replica(account, key);
+        var report = device.Receive(publisher.EventsOf(account));
+        report.Refused.Should().BeEmpty();
+        return device;
+    }
+
+    /// <summary>What the teacher's calendar must show: every lesson of the timetable on every school day of the term.</summary>
+    private static List<(DateOnly Date, int Start, int Duration, string Room)> Expected(SchoolTimetable t, AccountId teacher)
+    {
+        var expected = new List<(DateOnly, int, int, string)>();
+        for (var d = t.Term.Start; d <= t.Term.End; d = d.AddDays(1))
+        {
+            if (t.Term.IsHoliday(d))
+            {
+                continue;
+            }
+
+            var weekday = ((int)d.DayOfWeek + 6) % 7 + 1;
+            expected.AddRange(t.Lessons.Where(l => l.Teacher == teacher && l.Slot.Weekday == weekday)
+                .Select(l => (d, l.Slot.StartMinute, l.Slot.DurationMinutes, l.Slot.Room.Value)));
+        }
+
+        return expected;
+    }
+
+    private static List<(DateOnly, int, int, string)> Seen(Replica device) =>
+        [.. device.Calendar.Lessons().Select(l => (l.Date, l.StartMinute, l.DurationMinutes, l.Room.Value))];
+
+    [SharedFileFact(Repo.SpainSchool)]
+    public void Each_solution_publishes_and_a_device_sees_exactly_its_teachers_lessons()
+    {
+        foreach (var solution in Solutions)
+        {
+            var t = XhsttImportTests.Import(solution);
+            var publisher = NewPublisher();
+            var sw = Stopwatch.StartNew();
+            var result = publisher.Publish(t);
+            sw.Stop();
+            output.WriteLine($"{solution}: published {result.EventsRecorded} events to {result.AccountsOpened} accounts in {sw.ElapsedMilliseconds} ms: " +
+                string.Join(", ", result.ByType.Select(kv => $"{kv.Key} {kv.Value}")));
+            result.AccountsOpened.Should().Be(66);
+            result.ByType[nameof(AccountOpened)].Should().Be(66);
+            result.ByType[nameof(SeriesPublished)].Should().Be(t.Lessons.Length);
+            result.ByType[nameof(HolidaysDeclared)].Should().Be(66);
+
+            foreach (var teacher in new[] { "am", "jf", t.Teachers[^1].Account.Value })
+            {
+                var account = new AccountId(teacher);
+                var device = DeviceOf(publisher, account);
+                Seen(device).Should().BeEquivalentTo(Expected(t, account), $"device of {teacher} under {solution}");
+                device.Calendar.Lessons().Should().OnlyContain(l => l.Status == Engine.Merge.LessonStatus.Scheduled);
+                device.Ledger.Accounts.Should().Equal(account);
+            }
+        }
+    }
+
+    [SharedFileFact(Repo.SpainSchool)]
+    public void Another_solution_publishes_exactly_the_changed_occurrences_as_school_reschedules()
+    {
+        var publisher = NewPublisher();
+        var before = XhsttImportTests.Import(Solutions[0]);
+        publisher.Publish(before);
+        var firstSeries = publisher.Accounts.ToDictionary(a => a, a => publisher.ReplicaOf(a).Calendar.Lessons().Select(l => l.Occurrence.Series).ToHashSet());
+        var devices = new[] { "am", "jf", "mo" }.ToDictionary(a => a, a => DeviceOf(publisher, new AccountId(a)));
+
+        var after = XhsttImportTests.Import(Solutions[1]);
+        var sw = Stopwatch.StartNew();
+        var diff = publisher.Publish(after);
+        sw.Stop();
+        output.WriteLine($"diff {Solutions[0]} → {Solutions[1]}: {diff.Moves.Length} moved weekly lessons, {diff.EventsRecorded} events in {sw.ElapsedMilliseconds} ms: " +
+            string.Join(", ", diff.ByType.Select(kv => $"{kv.Key} {kv.Value}")));
+
+        // Independently: per teacher and XHSTT event, the slots only the old solution has and those only the new one has.
+        var oldOnly = new List<(string Account, LessonSlot Slot)>();
+        var newOnly = new List<(string Account, LessonSlot Slot)>();
+        foreach (var key in before.Lessons.Select(l => (l.Teacher, l.Key)).Union(after.Lessons.Select(l => (l.Teacher, l.Key))).Distinct())
+        {
+            var o = before.Lessons.Where(l => (l.Teacher, l.Key) == key).Select(l => l.Slot).ToList();
+            var n = after.Lessons.Where(l => (l.Teacher, l.Key) == key).Select(l => l.Slot).ToList();
+            foreach (var s in o.ToList().Where(n.Remove))
+            {
+                o.Remove(s);
+            }
+
+            oldOnly.AddRange(o.Select(s => (key.Teacher.Value, s)));
+            newOnly.AddRange(n.Select(s => (key.Teacher.Value, s)));
+        }
+
+        oldOnly.Should().HaveSameCount(newOnly, "every XHSTT event keeps its number of sub-events");
+        oldOnly.Should().NotBeEmpty();
+        var term = before.Term;
+        IEnumerable<DateOnly> DatesOn(int weekday)
+        {
+            for (var d = term.Start; d <= term.End; d = d.AddDays(1))
+            {
+                if (((int)d.DayOfWeek + 6) % 7 + 1 == weekday && !term.IsHoliday(d))
+                {
+                    yield return d;
+                }
+            }
+        }
+
+        var expectedFrom = oldOnly.SelectMany(x => DatesOn(x.Slot.Weekday).Select(d => (x.Account, d))).ToList();
+        var expectedTo = newOnly.SelectMany(x => DatesOn(x.Slot.Weekday).Select(d => (x.Account, d, x.Slot.StartMinute, x.Slot.DurationMinutes, x.Slot.Room.Value))).ToList();
+
+        var reschedules = diff.Facts.Where(f => f.Payload is LessonRescheduled).Select(f => (f.Account, (LessonRescheduled)f.Payload)).ToList();
+        diff.Facts.Should().OnlyContain(f => f.Payload is LessonRescheduled, "the same teachers, groups and term: only reschedules");
+        reschedules.Select(r => (r.Account.Value, r.Item2.Occurrence.Date)).Should().BeEquivalentTo(expectedFrom);
+        reschedules.Select(r => (r.Account.Value, r.Item2.Date, r.Item2.StartMinute, r.Item2.DurationMinutes, r.Item2.Room.Value)).Should().BeEquivalentTo(expectedTo);
+        reschedules.Should().OnlyContain(r => firstSeries[r.Account].Contains(r.Item2.Occurrence.Series), "a reschedule names an occurrence of a series published before");
+        diff.Moves.Sum(m => m.Rescheduled).Should().Be(reschedules.Count);
+
+        // End to end: the devices receive the difference and show the new timetable.
+        foreach (var (teacher, device) in devices)
+        {
+            var account = new AccountId(teacher);
+            device.Receive(publisher.EventsOf(account)).Refused.Should().BeEmpty();
+            Seen(device).Should().BeEquivalentTo(Expected(after, account), $"device of {teacher} after the diff");
+            device.Calendar.Conflicts().Should().BeEmpty();
+        }
+
+        // The third solution, diffed against the second: the devices follow again.
+        var third = XhsttImportTests.Import(Solutions[2]);
+        var again = publisher.Publish(third);
+        again.Facts.Should().OnlyContain(f => f.Payload is LessonRescheduled);
+        foreach (var (teacher, device) in devices)
+        {
+            var account = new AccountId(teacher);
+            device.Receive(publisher.EventsOf(account)).Refused.Should().BeEmpty();
+            Seen(device).Should().BeEquivalentTo(Expected(third, account), $"device of {teacher} after the second diff");
+        }
+
+        // Publishing the same solution once more changes nothing.
+        publisher.Publish(XhsttImportTests.Import(Solutions[2])).EventsRecorded.Should().Be(0);
+    }
+
+    [Fact]
+    public void Inconsistent_timetable_publishes_nothing()
+    {
+        var t = Json.Example();
+        var broken = t with { Lessons = [.. t.Lessons, t.Lessons[0] with { Series = new SeriesId("x-1"), Slot = t.Lessons[0].Slot with { Room = new RoomId("nowhere") } }] };
+        var publisher = NewPublisher();
+        var act = () => publisher.Publish(broken);
+        act.Should().Throw<SchoolImportException>().Which.Message.Should().Contain("unknown room nowhere");
+        publisher.Accounts.Should().BeEmpty();
+    }
+
+    [Fact]
+    public void Moving_into_a_holiday_cancels_instead_of_rescheduling_and_lessons_added_or_removed_are_published_or_withdrawn()
+    {
+        var t = Json.Example();
+        var holiday = new SchoolHoliday("Local feast", new DateOnly(2026, 9, 25), new DateOnly(2026, 9, 25)); // a Friday
+        t = t with { Term = t.Term with { Holidays = [.. t.Term.Holidays, holiday] } };
+        var publisher = NewPublisher();
+        publisher.Publish(t);
+        var piano = t.Lessons.Single(l => l.Series.Value == "piano-anna-1");
+        var moved = t with
+        {
+            Lessons = [.. t.Lessons.Where(l => l != piano && l.Series.Value != "theory-1"), piano with { Slot = piano.Slot with { Weekday = 5 } },
+                piano with { Series = new SeriesId("piano-anna-2"), Key = "extra", Slot = piano.Slot with { Weekday = 1 } }],
+        };
+        var diff = publisher.Publish(moved);
+        diff.Facts.Count(f => f.Payload is LessonCancelled).Should().Be(1, "the Friday 25 Sep is a holiday");
+        diff.Facts.Count(f => f.Payload is LessonRescheduled).Should().Be(diff.Moves.Single().Rescheduled);
+        diff.Facts.Should().ContainSingle(f => f.Payload is SeriesPublished);
+        diff.Withdrawn.Should().BeEquivalentTo([(new AccountId("anna"), new SeriesId("theory-1")), (new AccountId("ben"), new SeriesId("theory-1"))]);
+        var device = DeviceOf(publisher, new AccountId("anna"));
+        device.Calendar.Lessons().Where(l => l.Occurrence.Series.Value == "piano-anna-1").Should()
+            .OnlyContain(l => l.Date.DayOfWeek == DayOfWeek.Friday || l.Status == Engine.Merge.LessonStatus.Cancelled);
+    }
+}
