@@ -16,7 +16,7 @@ namespace IMikelGo.Relay.Tests.Stores;
 /// The contract every <see cref="IMailboxStore"/> passes (issue 5, Storage). Each test uses fresh account and caller
 /// names, so stores may share one database across tests.
 /// </summary>
-public abstract class MailboxStoreConformance : IAsyncLifetime
+public abstract partial class MailboxStoreConformance : IAsyncLifetime
 {
     private static readonly CancellationToken None = CancellationToken.None;
     private IMailboxStore? store;
