@@ -11,7 +11,7 @@ namespace IMikelGo.Relay.Tests.Http;
 
 /// <summary>Every endpoint with malformed, oversized, truncated, tampered and replayed requests: a 4xx, never a 5xx, nothing written.</summary>
 [Collection(RelayCollection.Name)]
-public sealed class BadInputTests(RelayServerFixture fixture)
+public class BadInputTests(RelayServerFixture fixture)
 {
     public static TheoryData<string> Endpoints => ["push", "pull", "ack", "devices", "revocations", "wipe-acks"];
 

@@ -13,7 +13,8 @@ using Xunit;
 namespace IMikelGo.Relay.Tests.Http;
 
 [Collection(RelayCollection.Name)]
-public sealed class RelayHttpTests(RelayServerFixture fixture)
+/// <summary>The relay over HTTPS; runs on the in-memory store here and on SQLite and Marten in System/RelayHttpOnRealStoresTests.</summary>
+public class RelayHttpTests(RelayServerFixture fixture)
 {
     private RelayServer Server => fixture.Server;
 
@@ -77,7 +78,7 @@ public sealed class RelayHttpTests(RelayServerFixture fixture)
         using var deviceKey = ECDsa.Create();
         deviceKey.ImportPkcs8PrivateKey(TestKeys.For("d1").ExportPkcs8(), out _);
         var account = scenario.Account.Value;
-        await using var server = await RelayServer.StartAsync(o =>
+        await using var server = await RelayServer.StartAsync(kind: Server.Kind, configure: o =>
         {
             o.Schools.Clear();
             o.Schools.Add(new SchoolRegistration(account, scenario.School.Id.Value, Convert.ToBase64String(schoolKey.ExportSubjectPublicKeyInfo())));
@@ -302,7 +303,7 @@ public sealed class RelayHttpTests(RelayServerFixture fixture)
     public async Task Whole_account_revocation_tells_every_device_to_wipe()
     {
         const string account = "acct-quota";
-        await using var server = await RelayServer.StartAsync();
+        await using var server = await RelayServer.StartAsync(kind: Server.Kind);
         var device = await server.RegisterDeviceAsync(NewId("dev"), account);
         (await server.School(account).PostJsonAsync(RelayProtocol.Revocations(account), new RevocationRequest(null, "contract ended")))
             .StatusCode.Should().Be(HttpStatusCode.NoContent);
@@ -335,7 +336,7 @@ public sealed class RelayHttpTests(RelayServerFixture fixture)
     public async Task Mailbox_quota_is_enforced_with_413()
     {
         const string account = "acct-quota";
-        await using var server = await RelayServer.StartAsync(o => o.MailboxQuotaBytes = 3000);
+        await using var server = await RelayServer.StartAsync(o => o.MailboxQuotaBytes = 3000, Server.Kind);
         var device = await server.RegisterDeviceAsync(NewId("dev"), account);
         (await device.PushAsync(RelayServer.SealBundle(device.Id, 1, account, 1000))).StatusCode.Should().Be(HttpStatusCode.Created);
         (await device.PushAsync(RelayServer.SealBundle(device.Id, 2, account, 1000))).StatusCode.Should().Be(HttpStatusCode.Created);

@@ -13,7 +13,11 @@ using Xunit;
 
 namespace IMikelGo.Relay.Tests.Http;
 
-/// <summary>A real relay on Kestrel (127.0.0.1, random free port, HTTPS with its generated certificate) over an in-memory store.</summary>
+/// <summary>
+/// A real relay on Kestrel (127.0.0.1, random free port, HTTPS with its generated certificate) over a fresh store:
+/// in-memory by default, or the embedded SQLite store in the data directory, or Marten on a fresh PostgreSQL schema
+/// (<see cref="RelayStoreKind"/>; tests/iMikelGo.Relay.Tests/System runs the HTTP tests on the real stores).
+/// </summary>
 public sealed class RelayServer : IAsyncDisposable
 {
     public const string Account = "acct-1";
@@ -24,11 +28,12 @@ public sealed class RelayServer : IAsyncDisposable
 
     private readonly Dictionary<string, ECDsa> _schoolKeys = new(StringComparer.Ordinal);
 
-    private RelayServer(WebApplication app, InMemoryMailboxStore store, string dataDirectory, Dictionary<string, ECDsa> schoolKeys, RelayOptions options)
+    private RelayServer(WebApplication app, IMailboxStore store, RelayStoreKind kind, string dataDirectory, Dictionary<string, ECDsa> schoolKeys, RelayOptions options)
     {
         _schoolKeys = schoolKeys;
         App = app;
         Store = store;
+        Kind = kind;
         DataDirectory = dataDirectory;
         Options = options;
         BaseAddress = new Uri(app.Urls.First());
@@ -37,7 +42,10 @@ public sealed class RelayServer : IAsyncDisposable
 
     public WebApplication App { get; }
 
-    public InMemoryMailboxStore Store { get; }
+    public IMailboxStore Store { get; }
+
+    /// <summary>Which store this relay runs on; tests that start a second relay use the same kind.</summary>
+    public RelayStoreKind Kind { get; }
 
     public string DataDirectory { get; }
 
@@ -47,11 +55,30 @@ public sealed class RelayServer : IAsyncDisposable
 
     public string Fingerprint { get; }
 
-    public static async Task<RelayServer> StartAsync(Action<RelayOptions>? configure = null)
+    /// <param name="configure">Adjusts the options before start.</param>
+    /// <param name="kind">The store kind (a fresh store: a new SQLite file, or a new PostgreSQL schema).</param>
+    /// <param name="shareWith">
+    /// A second instance of a running relay (scale-out): its own store object on the same SQLite file or PostgreSQL
+    /// schema, the same school keys and the same certificate (so the same pin); <paramref name="kind"/> is ignored.
+    /// </param>
+    public static async Task<RelayServer> StartAsync(Action<RelayOptions>? configure = null, RelayStoreKind kind = RelayStoreKind.InMemory, RelayServer? shareWith = null)
     {
         var data = Directory.CreateTempSubdirectory("imikelgo-relay-test-").FullName;
-        var store = new InMemoryMailboxStore();
-        var schoolKeys = Accounts.ToDictionary(a => a, _ => ECDsa.Create(ECCurve.NamedCurves.nistP256), StringComparer.Ordinal);
+        kind = shareWith?.Kind ?? kind;
+        var dbPath = shareWith?.DatabasePath ?? Path.Combine(data, "relay.db");
+        var schema = shareWith?.Schema ?? "relay_" + Guid.NewGuid().ToString("N")[..12];
+        IMailboxStore store = kind switch
+        {
+            RelayStoreKind.InMemory when shareWith is not null => throw new ArgumentException("the in-memory store cannot be shared", nameof(shareWith)),
+            RelayStoreKind.InMemory => new InMemoryMailboxStore(),
+            RelayStoreKind.Embedded => new IMikelGo.Store.Sqlite.Relay.SqliteMailboxStore(new IMikelGo.Store.Sqlite.Relay.SqliteMailboxStoreOptions { Path = dbPath }),
+            _ => IMikelGo.Store.Marten.MartenMailboxStore.Create(new IMikelGo.Store.Marten.MartenMailboxOptions
+            {
+                ConnectionString = Stores.PostgresServer.ConnectionString,
+                SchemaName = schema,
+            }),
+        };
+        var schoolKeys = shareWith?._schoolKeys ?? Accounts.ToDictionary(a => a, _ => ECDsa.Create(ECCurve.NamedCurves.nistP256), StringComparer.Ordinal);
         var options = new RelayOptions
         {
             DataDirectory = data,
@@ -61,6 +88,12 @@ public sealed class RelayServer : IAsyncDisposable
             LongPollStoreInterval = TimeSpan.FromMilliseconds(200),
         };
         options.Urls.Add("https://127.0.0.1:0");
+        if (shareWith is not null)
+        {
+            options.CertificatePath = Path.Combine(shareWith.DataDirectory, RelayCertificate.FileName);
+            options.CertificatePassword = File.ReadAllText(options.CertificatePath + ".password").Trim();
+        }
+
         foreach (var (account, key) in schoolKeys)
         {
             options.Schools.Add(new SchoolRegistration(account, "school-" + account, Convert.ToBase64String(key.ExportSubjectPublicKeyInfo())));
@@ -69,19 +102,34 @@ public sealed class RelayServer : IAsyncDisposable
         configure?.Invoke(options);
         var app = RelayHost.Create(options);
         await app.StartAsync();
-        return new RelayServer(app, store, data, schoolKeys, options);
+        return new RelayServer(app, store, kind, data, schoolKeys, options)
+        {
+            DatabasePath = kind == RelayStoreKind.Embedded ? dbPath : null,
+            Schema = kind == RelayStoreKind.Postgres ? schema : null,
+            _ownsKeys = shareWith is null,
+        };
     }
 
+    /// <summary>The SQLite file of an embedded store.</summary>
+    public string? DatabasePath { get; private init; }
+
+    /// <summary>The PostgreSQL schema of a Marten store.</summary>
+    public string? Schema { get; private init; }
+
+    private bool _ownsKeys = true;
+
     /// <summary>An HttpClient that trusts exactly the relay's pinned certificate.</summary>
-    public HttpClient NewHttpClient(string? pin = null)
+    public HttpClient NewHttpClient(string? pin = null) => PinnedHttpClient(BaseAddress, pin ?? Fingerprint);
+
+    /// <summary>An HttpClient for <paramref name="baseAddress"/> that trusts exactly the certificate with <paramref name="expected"/> fingerprint.</summary>
+    public static HttpClient PinnedHttpClient(Uri baseAddress, string expected)
     {
-        var expected = pin ?? Fingerprint;
         var handler = new HttpClientHandler
         {
             ServerCertificateCustomValidationCallback = (_, certificate, _, _) =>
                 certificate is not null && string.Equals(RelayCertificate.FingerprintOf(certificate), expected, StringComparison.OrdinalIgnoreCase),
         };
-        return new HttpClient(handler) { BaseAddress = BaseAddress, DefaultRequestVersion = new Version(2, 0) };
+        return new HttpClient(handler) { BaseAddress = baseAddress, DefaultRequestVersion = new Version(2, 0) };
     }
 
     public Caller School(string account = Account) => new(this, "school-" + account, _schoolKeys[account], account);
@@ -110,7 +158,7 @@ public sealed class RelayServer : IAsyncDisposable
     {
         await App.StopAsync();
         await App.DisposeAsync();
-        foreach (var key in _schoolKeys.Values)
+        foreach (var key in _ownsKeys ? _schoolKeys.Values : Enumerable.Empty<ECDsa>())
         {
             key.Dispose();
         }
@@ -125,8 +173,13 @@ public sealed class RelayServer : IAsyncDisposable
 }
 
 /// <summary>A signing caller of the relay; every knob of the signature scheme can be overridden to forge bad requests.</summary>
-public sealed class Caller(RelayServer server, string id, ECDsa key, string account)
+public sealed class Caller(HttpClient http, string id, ECDsa key, string account)
 {
+    public Caller(RelayServer server, string id, ECDsa key, string account)
+        : this(server.NewHttpClient(), id, key, account)
+    {
+    }
+
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
     public string Id { get; } = id;
@@ -135,7 +188,7 @@ public sealed class Caller(RelayServer server, string id, ECDsa key, string acco
 
     public string Account { get; } = account;
 
-    public HttpClient Http { get; } = server.NewHttpClient();
+    public HttpClient Http { get; } = http;
 
     public Task<HttpResponseMessage> PushAsync(byte[] bundle) =>
         SendAsync(HttpMethod.Post, RelayProtocol.Bundles(Account), bundle, "application/octet-stream");
