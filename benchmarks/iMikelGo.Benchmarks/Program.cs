@@ -11,6 +11,11 @@ internal static class Program
             return Profile.Run();
         }
 
+        if (args.Length > 0 && args[0] == "relay-longpoll")
+        {
+            return RelayLongPollMemory.Run(args.Length > 1 ? args[1] : "embedded");
+        }
+
         if (args.Length > 0 && args[0] == "latency")
         {
             return Latency.Run();
