@@ -372,10 +372,13 @@ public sealed partial class TeacherDevice
 
     private async Task RemoteWipeAsync(bool acknowledge, CancellationToken cancellationToken)
     {
+        // The relay client and its signer outlive the session: the acknowledgement is signed with the device key.
         var relay = _relay;
+        var signer = _signer;
         var device = _replica!.Id.Value;
         var account = _replica.Replica.Account.Value;
         _relay = null;
+        _signer = null;
         CloseSession();
         try
         {
@@ -395,6 +398,7 @@ public sealed partial class TeacherDevice
         finally
         {
             relay?.Dispose();
+            signer?.Dispose();
         }
 
         _demo = DemoSchool.Create(_options.Time);
