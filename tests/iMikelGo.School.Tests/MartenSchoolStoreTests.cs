@@ -1,0 +1,139 @@
+using FluentAssertions;
+using IMikelGo.Engine;
+using IMikelGo.Engine.Chains;
+using IMikelGo.Engine.Events;
+using IMikelGo.Engine.Signing;
+using IMikelGo.School.Publishing;
+using IMikelGo.Store.Marten.School;
+using JasperFx;
+using Marten;
+using Xunit;
+
+namespace IMikelGo.School.Tests;
+
+public sealed class MartenSchoolStoreTests
+{
+    private static MartenSchoolEventStore NewStore() => MartenSchoolEventStore.Create(new SchoolEventStoreOptions
+    {
+        ConnectionString = PostgresServer.ConnectionString,
+        SchemaName = "school_" + Guid.NewGuid().ToString("N")[..12],
+    });
+
+    /// <summary>The documented JSON school published, a device of anna enrolled, and a few device facts.</summary>
+    private static (TimetablePublisher Publisher, AccountId Anna, Replica Device, IReadOnlyList<SignedEvent> All) Scenario()
+    {
+        var publisher = new TimetablePublisher(DerivedSchoolKeyStore.ForTests());
+        publisher.Publish(Json.Example());
+        var anna = new AccountId("anna");
+        var key = ReplicaKey.Create();
+        publisher.EnrollDevice(anna, key.Replica, "anna's phone", key.PublicKey);
+        var device = new Replica(anna, key);
+        device.Receive(publisher.EventsOf(anna));
+        var lessons = device.Calendar.Lessons().Where(l => l.Occurrence.Series.Value == "piano-anna-1").ToList();
+        device.Record(new StudentAbsent(lessons[0].Occurrence, new StudentId("lea"), true, "ill")).Succeeded.Should().BeTrue();
+        device.Record(new StudentAbsent(lessons[1].Occurrence, new StudentId("lea"), false, null)).Succeeded.Should().BeTrue();
+        device.Record(new AbsenceWithdrawn(lessons[1].Occurrence, new StudentId("lea"))).Succeeded.Should().BeTrue();
+        device.Record(new LessonCancelled(lessons[2].Occurrence, CancellationReason.TeacherIll, true, null)).Succeeded.Should().BeTrue();
+        device.Record(new LessonCancelled(lessons[3].Occurrence, CancellationReason.StudentIll, false, null)).Succeeded.Should().BeTrue();
+        device.Record(new LessonRescheduled(lessons[4].Occurrence, lessons[4].Date.AddDays(1), 17 * 60, 45, new RoomId("r102"))).Succeeded.Should().BeTrue();
+        publisher.ReplicaOf(anna).Receive(device.Ledger.Export(anna)).Refused.Should().BeEmpty();
+        return (publisher, anna, device, publisher.EventsOf(anna));
+    }
+
+    [PostgresFact]
+    public async Task Verified_events_are_stored_as_canonical_lines_in_the_account_stream_with_projections()
+    {
+        using var store = NewStore();
+        var (publisher, anna, device, all) = Scenario();
+        var school = publisher.ReplicaOf(anna).Id;
+        var result = await store.AppendAsync(anna, all, school);
+        result.Appended.Should().Be(all.Count);
+        (await store.StreamVersionAsync(anna)).Should().Be(all.Count);
+        var lines = await store.ReadLinesAsync(anna);
+        lines.Should().Equal(all.Select(e => e.ToLine()));
+        var replay = new Replica(anna, ReplicaKey.Create());
+        replay.Ledger.IngestLines(lines).Refused.Should().BeEmpty("the stored lines re-verify byte for byte");
+
+        await using var q = store.DocumentStore.QuerySession();
+        var lea = await q.LoadAsync<StudentAbsences>("anna/lea");
+        lea!.Absences.Should().ContainSingle().Which.Value.Excused.Should().BeTrue();
+        var months = await q.Query<TeacherMonthCancellations>().ToListAsync();
+        months.Sum(m => m.Count).Should().Be(2);
+        months.Should().OnlyContain(m => m.Account == "anna");
+        var moves = await q.Query<RescheduleLogEntry>().ToListAsync();
+        moves.Should().ContainSingle().Which.Should().Match<RescheduleLogEntry>(r => !r.BySchool && r.Room == "r102" && r.StartMinute == 17 * 60);
+        var contact = await q.LoadAsync<DeviceContact>(device.Id.Value);
+        contact!.Enrolled.Should().BeTrue();
+        contact.Label.Should().Be("anna's phone");
+        contact.LastSeq.Should().Be(device.Position.Seq);
+        contact.LastContact.Should().NotBeNull();
+    }
+
+    [PostgresFact]
+    public async Task F05_a_retried_append_never_stores_a_second_copy_and_returns_the_original_versions()
+    {
+        using var store = NewStore();
+        var (publisher, anna, _, all) = Scenario();
+        var school = publisher.ReplicaOf(anna).Id;
+        var first = await store.AppendAsync(anna, all, school);
+
+        // The response was lost: retry plainly, then after refreshing the expected version, then with the stale one.
+        var plain = await store.AppendAsync(anna, all, school);
+        var refreshed = await store.AppendAsync(anna, all, school, expectedVersion: await store.StreamVersionAsync(anna));
+        var stale = await store.AppendAsync(anna, all, school, expectedVersion: 0);
+        foreach (var retry in new[] { plain, refreshed, stale })
+        {
+            retry.Appended.Should().Be(0);
+            retry.Duplicates.Should().Be(all.Count);
+            retry.Versions.Should().Equal(first.Versions);
+        }
+
+        // Concurrent retries: the database, not a cache, keeps one copy.
+        await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => store.AppendAsync(anna, all, school)));
+        (await store.StreamVersionAsync(anna)).Should().Be(all.Count);
+        await using var q = store.DocumentStore.QuerySession();
+        (await q.Query<EventHashClaim>().CountAsync()).Should().Be(all.Count);
+
+        // The unique claim is enforced by PostgreSQL: inserting a claim for a stored hash fails.
+        await using var s = store.DocumentStore.LightweightSession();
+        s.Insert(new EventHashClaim { Id = all[0].Event.Hash.Hex, Stream = "x", Version = 1 });
+        await FluentActions.Awaiting(() => s.SaveChangesAsync()).Should().ThrowAsync<Exception>();
+
+        // A batch mixing stored and new events appends only the new ones.
+        publisher.ReplicaOf(anna).Record(new HolidaysDeclared("Feiertag", new DateOnly(2026, 12, 8), new DateOnly(2026, 12, 8))).Succeeded.Should().BeTrue();
+        var more = publisher.EventsOf(anna);
+        var mixed = await store.AppendAsync(anna, more, school);
+        mixed.Appended.Should().Be(more.Count - all.Count);
+        mixed.Versions.Take(all.Count).Should().Equal(first.Versions);
+    }
+
+    [PostgresFact]
+    public async Task F09_expected_version_3_on_a_missing_stream_throws_and_creates_nothing()
+    {
+        using var store = NewStore();
+        var (publisher, anna, _, all) = Scenario();
+        var school = publisher.ReplicaOf(anna).Id;
+        var l9 = new AccountId("l9");
+        var foreign = all.Take(3).ToList();
+
+        // Our own account: the stream does not exist yet (version 0).
+        var act = () => store.AppendAsync(anna, foreign, school, expectedVersion: 3);
+        await act.Should().ThrowAsync<ConcurrencyException>().WithMessage("*does not exist*expected version 3*");
+        (await store.StreamVersionAsync(anna)).Should().Be(0);
+        (await store.ReadLinesAsync(anna)).Should().BeEmpty();
+        await using (var q = store.DocumentStore.QuerySession())
+        {
+            (await q.Events.FetchStreamStateAsync(MartenSchoolEventStore.StreamKey(anna))).Should().BeNull();
+            (await q.Query<EventHashClaim>().CountAsync()).Should().Be(0, "no claim survives the refused append");
+            (await q.Query<StudentAbsences>().CountAsync()).Should().Be(0);
+        }
+
+        (await store.StreamVersionAsync(l9)).Should().Be(0);
+
+        // An existing stream at the wrong version is refused too, and the right version succeeds.
+        await store.AppendAsync(anna, all.Take(2).ToList(), school, expectedVersion: 0);
+        await FluentActions.Awaiting(() => store.AppendAsync(anna, all.Skip(2).ToList(), school, expectedVersion: 5)).Should().ThrowAsync<ConcurrencyException>();
+        (await store.StreamVersionAsync(anna)).Should().Be(2);
+        (await store.AppendAsync(anna, all.Skip(2).ToList(), school, expectedVersion: 2)).StreamVersion.Should().Be(all.Count);
+    }
+}
