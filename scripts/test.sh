@@ -5,6 +5,8 @@ set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 "$root/scripts/setup.sh" || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
+# Debian's Chromium for the teacher app's browser tests (Playwright drives it; nothing is downloaded).
+"$root/scripts/setup-chromium.sh" || { echo "Chromium setup failed"; echo "0 passed, 1 failed"; exit 1; }
 # A throwaway PostgreSQL for the Marten stores (installed by apt when missing), stopped on exit.
 "$root/scripts/pg-start.sh" >/dev/null || { echo "PostgreSQL failed to start"; echo "0 passed, 1 failed"; exit 1; }
 export IMIKELGO_POSTGRES="$(cat "$root/.cache/postgres/connection")"
