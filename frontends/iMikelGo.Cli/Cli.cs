@@ -44,6 +44,7 @@ internal static class Cli
         root.Subcommands.Add(UpdateCommands.Release(output, error));
         root.Subcommands.Add(UpdateCommands.Update(output, error));
         root.Subcommands.Add(RelayCommands.Build(output, error));
+        root.Subcommands.Add(DeviceCommands.Build(output, error));
         return root;
     }
 
