@@ -1,0 +1,495 @@
+using System.Collections.Immutable;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+using System.Text.Json;
+using IMikelGo.Engine;
+using IMikelGo.Engine.Chains;
+using IMikelGo.Engine.Events;
+using IMikelGo.Engine.Relay;
+using IMikelGo.Engine.Sync;
+using IMikelGo.Relay.Client;
+using IMikelGo.Sealing;
+
+namespace IMikelGo.School.Connector;
+
+public sealed partial class SchoolConnector
+{
+    private const string ApprovalPrefix = "approval/";
+    private const string RevocationPrefix = "pending-revocation/";
+    private readonly Dictionary<string, IRelayClient> _clients = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, IDisposable> _signers = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Pulls sealed enrollment requests from the relay, decides each with <see cref="EnrollmentAuthority.TryApprove"/>,
+    /// records <see cref="DeviceEnrolled"/> in the account's log (durably) and answers through the relay, which
+    /// registers the device. Safe to repeat after a crash: a stored approval is answered again, never re-decided.
+    /// </summary>
+    public async Task<IReadOnlyList<EnrollmentOutcome>> ProcessEnrollmentsAsync(CancellationToken cancellationToken)
+    {
+        var relay = Client(SchoolId, EnrollmentCallerKey());
+        var outcomes = new List<EnrollmentOutcome>();
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var after = await GetLongAsync(EnrollmentCursorKey, cancellationToken).ConfigureAwait(false);
+            while (true)
+            {
+                var page = await relay.PullEnrollmentsAsync(SchoolId, after, 100, cancellationToken).ConfigureAwait(false);
+                if (page.Items.Count == 0)
+                {
+                    break;
+                }
+
+                foreach (var item in page.Items)
+                {
+                    outcomes.Add(await DecideAsync(relay, item, cancellationToken).ConfigureAwait(false));
+                    after = item.Position;
+                    await SetLongAsync(EnrollmentCursorKey, after, cancellationToken).ConfigureAwait(false);
+                }
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
+
+        return outcomes;
+    }
+
+    /// <summary>
+    /// Enrolls a device that reached the school directly (in-process channel, e.g. the one-machine demo): checks the
+    /// license and school password against the personnel store, registers the device at the relay (school-signed),
+    /// records <see cref="DeviceEnrolled"/>. Returns the account and the encryption keys of the account's other devices.
+    /// </summary>
+    /// <exception cref="UnauthorizedAccessException">Unknown or inactive license, or wrong password.</exception>
+    public async Task<(AccountId Account, ReplicaId Device, IReadOnlyDictionary<ReplicaId, RecipientPublicKey> Peers)> EnrollDirectAsync(DirectEnrollment request, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (!LicenseKey.TryParse(request.License, out var license, out var error))
+        {
+            throw new UnauthorizedAccessException("the license key is not valid: " + error);
+        }
+
+        var record = _personnel.Find(license);
+        if (record is null || !record.Active || !record.Password.Verify(Encoding.UTF8.GetBytes(request.Password)))
+        {
+            throw new UnauthorizedAccessException("unknown or inactive license key, or wrong school password");
+        }
+
+        var account = new AccountId(record.AccountId);
+        var device = ReplicaId.FromPublicKey(request.SigningKey.AsSpan());
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var peers = KeysOf(account).ToDictionary();
+            await EnrollInLogAsync(account, device, request.Label, request.SigningKey, request.EncryptionKey, cancellationToken).ConfigureAwait(false);
+            await AccountClient(account).RegisterDeviceAsync(account.Value, new DeviceRegistration(device.Value, Convert.ToBase64String(request.SigningKey.AsSpan())), cancellationToken).ConfigureAwait(false);
+            return (account, device, peers);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>
+    /// Syncs every account (or one): pushes the school replica's pending events sealed for every enrolled device's
+    /// published key (outgoing bundles sealed once, re-pushed under the same id until acknowledged), pulls the mailbox
+    /// and stores verified teacher events exactly once, cursor stored only after the events are durable. Pending
+    /// revocations are sent first. A relay outage is reported in <see cref="SchoolSyncResult.Failures"/> and retried on the next call.
+    /// </summary>
+    public async Task<SchoolSyncResult> SyncAsync(AccountId? only, IProgress<SchoolProgress>? progress, CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var failures = new List<string>();
+            await SendRevocationsAsync(failures, cancellationToken).ConfigureAwait(false);
+            var accounts = only is { } one ? [one] : Accounts;
+            int sent = 0, received = 0, duplicates = 0, done = 0;
+            foreach (var account in accounts)
+            {
+                var replica = new SchoolSyncReplica(this, ReplicaFor(account));
+                using var agent = new SyncAgent(AccountClient(account), replica);
+                try
+                {
+                    var summary = await agent.SyncAsync(null, cancellationToken).ConfigureAwait(false);
+                    sent += summary.EventsSent;
+                    received += replica.NewEvents;
+                    duplicates += summary.DuplicatePushes;
+                }
+                catch (RelayException e)
+                {
+                    failures.Add($"{account}: {e.Message}");
+                }
+
+                progress?.Report(new SchoolProgress("syncing", ++done, accounts.Count));
+            }
+
+            return new SchoolSyncResult(accounts.Count, sent, received, duplicates, failures);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>The devices of every account, from the logs, with the last contact (newest event they authored that reached the school).</summary>
+    public IReadOnlyList<SchoolDevice> Devices()
+    {
+        var result = new List<SchoolDevice>();
+        foreach (var account in Accounts)
+        {
+            var replica = _replicas[account];
+            var applied = replica.Ledger.Applied.Where(e => e.Account == account).ToList();
+            var keys = replica.Ledger.RecipientKeys(account);
+            foreach (var enrolled in applied.Select(e => e.Payload).OfType<DeviceEnrolled>())
+            {
+                var revoked = applied.Select(e => e.Payload).OfType<DeviceRevoked>().FirstOrDefault(r => r.Device == enrolled.Device);
+                var last = applied.Where(e => e.Replica == enrolled.Device).Select(e => (DateTimeOffset?)e.Time.Wall).Max();
+                result.Add(new SchoolDevice(account, enrolled.Device, enrolled.Label, revoked is not null, revoked?.Reason,
+                    keys.ContainsKey(enrolled.Device) || KeysOf(account).ContainsKey(enrolled.Device), last));
+            }
+        }
+
+        return result;
+    }
+
+    /// <summary>
+    /// Remote wipe of one device (or, with <paramref name="device"/> null, every device of the account and its
+    /// licenses): a school-signed <see cref="DeviceRevoked"/> in the account's log (durable first), then the
+    /// revocation to the relay — kept pending and retried by <see cref="SyncAsync"/> while the relay is down.
+    /// </summary>
+    /// <returns>The devices revoked.</returns>
+    public async Task<IReadOnlyList<ReplicaId>> WipeAsync(AccountId account, ReplicaId? device, string reason, CancellationToken cancellationToken)
+    {
+        var revoked = new List<ReplicaId>();
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var targets = Devices().Where(d => d.Account == account && !d.Revoked && (device is null || d.Device == device)).Select(d => d.Device).ToList();
+            if (device is { } d0 && targets.Count == 0)
+            {
+                throw new InvalidOperationException($"device {d0} is not an enrolled device of {account}");
+            }
+
+            var replica = ReplicaFor(account);
+            foreach (var target in targets)
+            {
+                var before = replica.Position.Seq;
+                var result = replica.Record(new DeviceRevoked(target, reason));
+                if (!result.Succeeded)
+                {
+                    throw new InvalidOperationException($"could not revoke {target}: {result.Error}");
+                }
+
+                await _store.AppendEventsAsync([.. OwnSince(replica, before)], false, null, cancellationToken).ConfigureAwait(false);
+                await _store.SetValueAsync($"{RevocationPrefix}{account.Value}/{target.Value}", Encoding.UTF8.GetBytes(reason), cancellationToken).ConfigureAwait(false);
+                revoked.Add(target);
+            }
+
+            if (device is null)
+            {
+                await _store.SetValueAsync($"{RevocationPrefix}{account.Value}/*", Encoding.UTF8.GetBytes(reason), cancellationToken).ConfigureAwait(false);
+            }
+
+            await SendRevocationsAsync([], cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+
+        if (device is null)
+        {
+            await DeactivateLicensesAsync(account, cancellationToken).ConfigureAwait(false);
+        }
+
+        return revoked;
+    }
+
+    /// <summary>Finds the account of a device.</summary>
+    public AccountId? AccountOfDevice(ReplicaId device) => Devices().FirstOrDefault(d => d.Device == device)?.Account;
+
+    /// <summary>The administration's report: absences per student, cancellations per teacher per month, the reschedule log.</summary>
+    public SchoolReport Report()
+    {
+        var absences = new List<StudentAbsenceLine>();
+        var months = new List<TeacherMonthLine>();
+        var reschedules = new List<RescheduleLine>();
+        foreach (var account in Accounts)
+        {
+            var replica = _replicas[account];
+            var applied = replica.Ledger.Applied.Where(e => e.Account == account).ToList();
+            absences.AddRange(applied.Select(e => e.Payload).OfType<StudentAbsent>().GroupBy(a => a.Student.Value)
+                .Select(g => new StudentAbsenceLine(account.Value, g.Key, g.Count(), g.Count(a => a.Excused))));
+            months.AddRange(applied.Select(e => e.Payload).OfType<LessonCancelled>().GroupBy(c => c.Occurrence.Date.ToString("yyyy-MM", CultureInfo.InvariantCulture))
+                .Select(g => new TeacherMonthLine(account.Value, g.Key, g.Count(), g.Count(c => c.MakeUpOwed))));
+            reschedules.AddRange(applied.Where(e => e.Payload is LessonRescheduled).Select(e =>
+            {
+                var r = (LessonRescheduled)e.Payload;
+                return new RescheduleLine(account.Value, r.Occurrence.ToString(), r.Date, r.StartMinute, r.DurationMinutes, r.Room.Value, e.Replica.Value, e.Replica == replica.Id);
+            }));
+        }
+
+        return new SchoolReport(
+            [.. absences.OrderBy(a => a.Account, StringComparer.Ordinal).ThenBy(a => a.Student, StringComparer.Ordinal)],
+            [.. months.OrderBy(a => a.Account, StringComparer.Ordinal).ThenBy(a => a.Month, StringComparer.Ordinal)],
+            reschedules);
+    }
+
+    private async Task<EnrollmentOutcome> DecideAsync(IRelayClient relay, PendingEnrollment item, CancellationToken cancellationToken)
+    {
+        var stored = await _store.GetValueAsync(ApprovalPrefix + item.Id, cancellationToken).ConfigureAwait(false);
+        EnrollmentApproval approval;
+        if (stored is not null)
+        {
+            using var doc = JsonDocument.Parse(stored);
+            var o = doc.RootElement;
+            approval = new EnrollmentApproval(o.GetProperty("account").GetString()!, o.GetProperty("device").GetString()!,
+                o.GetProperty("certificate").GetBytesFromBase64(), o.GetProperty("roster").GetBytesFromBase64());
+        }
+        else if (!Authority().TryApprove(item.Request, out var approved, out var error))
+        {
+            await relay.AnswerEnrollmentAsync(SchoolId, item.Id, new EnrollmentAnswerRequest(false, EnrollmentAnswers.Refusal(error), null, null), cancellationToken).ConfigureAwait(false);
+            return new EnrollmentOutcome(item.Id, false, null, null, error.ToString());
+        }
+        else
+        {
+            approval = approved;
+            var roster = _rosters.Get(approval.AccountId)!;
+            await _store.SetValueAsync(RosterPrefix + approval.AccountId, JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, string>
+            {
+                ["roster"] = Convert.ToBase64String(roster.ToBytes()),
+                ["signed"] = Convert.ToBase64String(_rosters.GetSigned(approval.AccountId)!),
+            }), cancellationToken).ConfigureAwait(false);
+            await _store.SetValueAsync(ApprovalPrefix + item.Id, JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, string>
+            {
+                ["account"] = approval.AccountId,
+                ["device"] = approval.DeviceId,
+                ["certificate"] = Convert.ToBase64String(approval.DeviceCertificate),
+                ["roster"] = Convert.ToBase64String(approval.SignedRoster),
+            }), cancellationToken).ConfigureAwait(false);
+        }
+
+        using var cert = X509CertificateLoader.LoadCertificate(approval.DeviceCertificate);
+        using var key = cert.GetECDsaPublicKey()!;
+        var spki = key.ExportSubjectPublicKeyInfo();
+        var device = ReplicaId.FromPublicKey(spki);
+        if (!DeviceCertificates.TryVerify(cert, _root.Certificate, _options.Time.GetUtcNow(), out var identity, out var keyError))
+        {
+            throw new InvalidOperationException("the issued certificate does not verify: " + keyError.Message);
+        }
+
+        var encryptionKey = identity.EncryptionKey;
+
+        var account = new AccountId(approval.AccountId);
+        await EnrollInLogAsync(account, device, "device " + approval.DeviceId, [.. spki], encryptionKey, cancellationToken).ConfigureAwait(false);
+        var answer = new EnrollmentAnswerRequest(true, EnrollmentAnswers.Approval(approval), approval.AccountId, new DeviceRegistration(device.Value, Convert.ToBase64String(spki)));
+        await relay.AnswerEnrollmentAsync(SchoolId, item.Id, answer, cancellationToken).ConfigureAwait(false);
+        return new EnrollmentOutcome(item.Id, true, approval.AccountId, device, null);
+    }
+
+    private async Task EnrollInLogAsync(AccountId account, ReplicaId device, string label, ImmutableArray<byte> signingKey, RecipientPublicKey encryptionKey, CancellationToken cancellationToken)
+    {
+        var replica = ReplicaFor(account);
+        if (!replica.Ledger.Applied.Any(e => e.Account == account && e.Payload is DeviceEnrolled d && d.Device == device))
+        {
+            var before = replica.Position.Seq;
+            var result = replica.Record(new DeviceEnrolled(device, label, signingKey));
+            if (!result.Succeeded)
+            {
+                throw new InvalidOperationException($"could not enroll {device} in {account}: {result.Error}");
+            }
+
+            await _store.AppendEventsAsync([.. OwnSince(replica, before)], false, null, cancellationToken).ConfigureAwait(false);
+        }
+
+        await _store.SetValueAsync($"{DeviceKeyPrefix}{account.Value}/{device.Value}", encryptionKey.Encoded.ToArray(), cancellationToken).ConfigureAwait(false);
+        KeysOf(account)[device] = encryptionKey;
+    }
+
+    private async Task SendRevocationsAsync(List<string> failures, CancellationToken cancellationToken)
+    {
+        foreach (var (name, value) in await _store.ListValuesAsync(RevocationPrefix, cancellationToken).ConfigureAwait(false))
+        {
+            var parts = name[RevocationPrefix.Length..].Split('/');
+            var account = new AccountId(parts[0]);
+            try
+            {
+                await AccountClient(account).RevokeAsync(account.Value, new RevocationRequest(parts[1] == "*" ? null : parts[1], Encoding.UTF8.GetString(value)), cancellationToken).ConfigureAwait(false);
+                await _store.SetValueAsync(name, null, cancellationToken).ConfigureAwait(false);
+            }
+            catch (RelayException e)
+            {
+                failures.Add($"revocation {parts[0]}/{parts[1]}: {e.Message}");
+            }
+        }
+    }
+
+    private IRelayClient AccountClient(AccountId account) => Client(ReplicaFor(account).Id.Value, _keys.KeyFor(account));
+
+    private IRelayClient Client(string caller, Engine.Signing.ReplicaKey key)
+    {
+        if (_clients.TryGetValue(caller, out var existing))
+        {
+            return existing;
+        }
+
+        var options = new RelayClientOptions
+        {
+            BaseAddress = _options.RelayAddress ?? throw new InvalidOperationException("no relay address configured"),
+            PinnedCertificateSha256 = _options.RelayCertificateSha256,
+        };
+        _options.ConfigureRelay?.Invoke(options);
+        var pkcs8 = key.ExportPkcs8();
+        EcdsaRequestSigner signer;
+        try
+        {
+            var ecdsa = ECDsa.Create();
+            ecdsa.ImportPkcs8PrivateKey(pkcs8, out _);
+            signer = new EcdsaRequestSigner(ecdsa, ownsKey: true, callerId: caller);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(pkcs8);
+        }
+
+        IRelayClient client = RelayClient.Create(options, signer, _options.Time);
+        client = _options.WrapRelayClient?.Invoke(client) ?? client;
+        _signers[caller] = signer;
+        _clients[caller] = client;
+        return client;
+    }
+
+    private async Task<long> GetLongAsync(string name, CancellationToken cancellationToken) =>
+        await _store.GetValueAsync(name, cancellationToken).ConfigureAwait(false) is { Length: 8 } b ? System.Buffers.Binary.BinaryPrimitives.ReadInt64BigEndian(b) : 0;
+
+    private Task SetLongAsync(string name, long value, CancellationToken cancellationToken)
+    {
+        var b = new byte[8];
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(b, value);
+        return _store.SetValueAsync(name, b, cancellationToken);
+    }
+
+    /// <summary>The school replica of one account as the relay client's sync port, over the connector's store.</summary>
+    private sealed class SchoolSyncReplica(SchoolConnector connector, Replica replica) : ISyncReplica
+    {
+        private (HashSet<ReplicaId> Recipients, long Head)? _announcing;
+
+        public int NewEvents { get; private set; }
+
+        public AccountId Account => replica.Account;
+
+        public ReplicaId Id => replica.Id;
+
+        public IRecipientKeys DecryptionKeys => connector._hpke;
+
+        private string Name(string kind) => $"{kind}/{Account.Value}";
+
+        public Task<IReadOnlyCollection<RecipientPublicKey>> GetRecipientsAsync(CancellationToken cancellationToken) =>
+            Task.FromResult<IReadOnlyCollection<RecipientPublicKey>>([.. Recipients().Values.DistinctBy(k => k.Id)]);
+
+        public async Task<IReadOnlyList<SignedEvent>> PendingAsync(CancellationToken cancellationToken)
+        {
+            var recipients = Recipients().Keys.ToHashSet();
+            _announcing = null;
+            if (recipients.Count == 0)
+            {
+                return [];
+            }
+
+            var own = replica.Ledger.Export(Account).Where(e => e.Event.Replica == Id).OrderBy(e => e.Event.Seq).ToList();
+            var announcedBytes = await connector._store.GetValueAsync(Name("announced"), cancellationToken).ConfigureAwait(false);
+            var announced = announcedBytes is null ? [] : Encoding.UTF8.GetString(announcedBytes).Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(r => new ReplicaId(r)).ToHashSet();
+            if (!recipients.IsSubsetOf(announced))
+            {
+                // A recipient that has not received this chain yet: send the whole chain once (duplicates are ignored by the ledger).
+                _announcing = (recipients, replica.Position.Seq);
+                return own;
+            }
+
+            var unacked = await connector._store.UnacknowledgedAsync(Account.Value, cancellationToken).ConfigureAwait(false);
+            return [.. own.Where(e => unacked.Contains(e.Event.Hash.Hex))];
+        }
+
+        public async Task<IngestReport> ReceiveAsync(IEnumerable<SignedEvent> events, CancellationToken cancellationToken)
+        {
+            var report = replica.Receive(events);
+            var store = report.Applied.Select(e => replica.Ledger.Find(e.Account, e.Replica, e.Seq)!)
+                .Concat(replica.Ledger.Unapplied().Where(e => e.Event.Account == Account))
+                .Select(ToStored).ToList();
+            if (store.Count > 0)
+            {
+                NewEvents += await connector._store.AppendEventsAsync(store, acknowledged: true, null, cancellationToken).ConfigureAwait(false);
+            }
+
+            return report;
+        }
+
+        public async Task AcknowledgeAsync(IEnumerable<SignedEvent> events, CancellationToken cancellationToken)
+        {
+            var list = events.ToList();
+            await connector._store.MarkAcknowledgedAsync(list.Select(e => e.Event.Hash.Hex), cancellationToken).ConfigureAwait(false);
+            if (_announcing is { } a && list.Any(e => e.Event.Replica == Id && e.Event.Seq >= a.Head))
+            {
+                var announcedBytes = await connector._store.GetValueAsync(Name("announced"), cancellationToken).ConfigureAwait(false);
+                var announced = announcedBytes is null ? [] : Encoding.UTF8.GetString(announcedBytes).Split('\n', StringSplitOptions.RemoveEmptyEntries).ToHashSet(StringComparer.Ordinal);
+                announced.UnionWith(a.Recipients.Select(r => r.Value));
+                await connector._store.SetValueAsync(Name("announced"), Encoding.UTF8.GetBytes(string.Join('\n', announced.Order(StringComparer.Ordinal))), cancellationToken).ConfigureAwait(false);
+                _announcing = null;
+            }
+        }
+
+        public Task<long> GetCursorAsync(CancellationToken cancellationToken) => connector.GetLongAsync(Name("cursor"), cancellationToken);
+
+        public Task SetCursorAsync(long position, CancellationToken cancellationToken) => connector.SetLongAsync(Name("cursor"), position, cancellationToken);
+
+        public async Task<OutgoingBundle?> GetOutgoingAsync(CancellationToken cancellationToken)
+        {
+            var bytes = await connector._store.GetValueAsync(Name("outgoing"), cancellationToken).ConfigureAwait(false);
+            if (bytes is null)
+            {
+                return null;
+            }
+
+            using var doc = JsonDocument.Parse(bytes);
+            var o = doc.RootElement;
+            return new OutgoingBundle(o.GetProperty("id").GetGuid(), o.GetProperty("data").GetBytesFromBase64(),
+                [.. o.GetProperty("events").EnumerateArray().Select(e => e.GetString()!)]);
+        }
+
+        public Task SetOutgoingAsync(OutgoingBundle? bundle, CancellationToken cancellationToken)
+        {
+            if (bundle is null)
+            {
+                return connector._store.SetValueAsync(Name("outgoing"), null, cancellationToken);
+            }
+
+            var json = JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, object>
+            {
+                ["id"] = bundle.BundleId,
+                ["data"] = Convert.ToBase64String(bundle.Data),
+                ["events"] = bundle.EventHashes,
+            });
+            return connector._store.SetValueAsync(Name("outgoing"), json, cancellationToken);
+        }
+
+        private Dictionary<ReplicaId, RecipientPublicKey> Recipients()
+        {
+            var revoked = replica.Ledger.Applied.Where(e => e.Account == Account).Select(e => e.Payload).OfType<DeviceRevoked>().Select(r => r.Device).ToHashSet();
+            var result = connector.KeysOf(Account).Where(k => !revoked.Contains(k.Key)).ToDictionary();
+            foreach (var (id, encoded) in replica.Ledger.RecipientKeys(Account))
+            {
+                if (id != Id && !revoked.Contains(id) && RecipientPublicKey.TryParse(encoded.AsSpan(), out var key, out _))
+                {
+                    result[id] = key;
+                }
+            }
+
+            return result;
+        }
+    }
+}
