@@ -32,6 +32,8 @@ public static class TeacherAppHost
             ContentRootPath = AppContext.BaseDirectory,
         });
         builder.WebHost.UseUrls(urls);
+        // Serve static assets from the build output too (not only after publish): no-op when the runtime manifest is absent.
+        builder.WebHost.UseStaticWebAssets();
         builder.Services.AddRazorComponents().AddInteractiveServerComponents();
         builder.Services.AddIMikelGoDeviceVault(o =>
         {
