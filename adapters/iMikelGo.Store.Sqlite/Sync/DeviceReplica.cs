@@ -186,8 +186,7 @@ public sealed class DeviceReplica : IDisposable, ISyncReplica
 
     /// <summary>
     /// This device's events not yet acknowledged by the relay, in chain order — or, when a replica became a recipient
-    /// that has not received this device's chain yet, the whole own chain (once). Empty while no recipient is known
-    /// (the events wait in the outbox).
+    /// that has not received this device's chain yet, the whole own chain (once).
     /// </summary>
     public async Task<IReadOnlyList<SignedEvent>> PendingAsync(CancellationToken cancellationToken)
     {
@@ -197,8 +196,9 @@ public sealed class DeviceReplica : IDisposable, ISyncReplica
         var recipients = RecipientReplicas();
         if (recipients.Count == 0)
         {
+            // Nobody to seal for yet (the sync agent says so clearly if it tries): the plain outbox.
             _announcing = null;
-            return [];
+            return pending;
         }
 
         var head = Replica.Position.Seq;
