@@ -17,7 +17,7 @@ namespace IMikelGo.Relay.Tests.SystemTests;
 /// </summary>
 public abstract class KillRestartTests
 {
-    private const int Bundles = 60;
+    private const int Bundles = 36;
 
     protected abstract RelayStoreKind Store { get; }
 
@@ -50,7 +50,7 @@ public abstract class KillRestartTests
             signer);
 
         // Push: a bundle stays "outgoing" until the relay confirmed it; the killer strikes while the loop runs.
-        var bundles = Enumerable.Range(1, Bundles).Select(i => RelayServer.SealBundle(device, (ulong)i, account, 16 * 1024)).ToList();
+        var bundles = Enumerable.Range(1, Bundles).Select(i => RelayServer.SealBundle(device, (ulong)i, account, 4 * 1024)).ToList();
         var pushed = new Dictionary<Guid, PushResult>();
         var confirmed = 0;
         var killer = KillWhenAsync(relay, () => Volatile.Read(ref confirmed) >= Bundles / 3);
