@@ -142,7 +142,7 @@ public sealed class TeacherAppBrowserTests
         await laptop.ClickAsync("#absence-submit");
         await Expect(piano).ToContainTextAsync("fehlt (unentschuldigt)");
         await SyncAsync(laptop);
-        await Expect(laptop.Locator("#sync-summary")).ToContainTextAsync("Gesendet: 1");
+        await Expect(laptop.Locator("#sync-summary")).ToContainTextAsync(new System.Text.RegularExpressions.Regex("Gesendet: [1-9]"));
         await ShotAsync(laptop, "sync-summary");
 
         // The tablet syncs and sees it.
@@ -220,8 +220,10 @@ public sealed class TeacherAppBrowserTests
 
     private static async Task SyncAsync(IPage page)
     {
+        var before = int.Parse(await page.GetAttributeAsync(".imk-sync", "data-syncs") ?? "0", System.Globalization.CultureInfo.InvariantCulture);
         await page.ClickAsync("#sync-button");
-        await Expect(page.Locator("#sync-summary")).ToBeVisibleAsync(new() { Timeout = 20_000 });
+        await Expect(page.Locator($".imk-sync[data-syncs='{before + 1}']")).ToBeVisibleAsync(new() { Timeout = 20_000 });
+        await Expect(page.Locator("#sync-summary")).ToBeVisibleAsync();
     }
 
     private static async Task ShotAsync(IPage page, string name)
@@ -231,9 +233,10 @@ public sealed class TeacherAppBrowserTests
         await page.ScreenshotAsync(new() { Path = Path.Combine(dir, name + ".png"), FullPage = true });
     }
 
-    private static string RepoRoot()
+    private static string RepoRoot([System.Runtime.CompilerServices.CallerFilePath] string source = "")
     {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        // The artifacts path may be outside the repository: start from this source file, then from the binaries.
+        var dir = File.Exists(source) ? new FileInfo(source).Directory : new DirectoryInfo(AppContext.BaseDirectory);
         while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "iMikelGo.sln")))
         {
             dir = dir.Parent;
