@@ -4,7 +4,7 @@ using IMikelGo.Sealing;
 namespace IMikelGo.School.Connector;
 
 /// <summary>Settings of a <see cref="SchoolConnector"/>.</summary>
-public sealed class SchoolConnectorOptions
+public sealed class SchoolConnectorSettings
 {
     /// <summary>The relay's https base address.</summary>
     public Uri? RelayAddress { get; set; }

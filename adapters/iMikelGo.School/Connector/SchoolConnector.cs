@@ -34,7 +34,7 @@ public sealed partial class SchoolConnector : IAsyncDisposable
     private const string DeviceKeyPrefix = "device-key/";
 
     private readonly ISchoolConnectorStore _store;
-    private readonly SchoolConnectorOptions _options;
+    private readonly SchoolConnectorSettings _options;
     private readonly SchoolRoot _root;
     private readonly DerivedSchoolKeyStore _keys;
     private readonly EncryptionKeyPair _hpke;
@@ -47,7 +47,7 @@ public sealed partial class SchoolConnector : IAsyncDisposable
     private TimetablePublisher _publisher;
     private EnrollmentAuthority? _authority;
 
-    private SchoolConnector(ISchoolConnectorStore store, SchoolConnectorOptions options, SchoolRoot root, byte[] secret, EncryptionKeyPair hpke, EncryptionKeyPair enrollmentHpke)
+    private SchoolConnector(ISchoolConnectorStore store, SchoolConnectorSettings options, SchoolRoot root, byte[] secret, EncryptionKeyPair hpke, EncryptionKeyPair enrollmentHpke)
     {
         _store = store;
         _options = options;
@@ -81,7 +81,7 @@ public sealed partial class SchoolConnector : IAsyncDisposable
 
     /// <summary>Creates a new school in an empty store: root, school secret (account replica keys), HPKE keys.</summary>
     /// <exception cref="InvalidOperationException">The store already holds a school.</exception>
-    public static async Task<SchoolConnector> InitAsync(ISchoolConnectorStore store, string schoolId, SchoolConnectorOptions options, CancellationToken cancellationToken)
+    public static async Task<SchoolConnector> InitAsync(ISchoolConnectorStore store, string schoolId, SchoolConnectorSettings options, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(store);
         ArgumentNullException.ThrowIfNull(options);
@@ -103,7 +103,7 @@ public sealed partial class SchoolConnector : IAsyncDisposable
 
     /// <summary>Opens the school in <paramref name="store"/>: re-verifies every stored event and rebuilds the publisher's baseline.</summary>
     /// <exception cref="InvalidOperationException">No school in the store, or a stored event no longer verifies.</exception>
-    public static async Task<SchoolConnector> OpenAsync(ISchoolConnectorStore store, SchoolConnectorOptions options, CancellationToken cancellationToken)
+    public static async Task<SchoolConnector> OpenAsync(ISchoolConnectorStore store, SchoolConnectorSettings options, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(store);
         ArgumentNullException.ThrowIfNull(options);
@@ -225,7 +225,7 @@ public sealed partial class SchoolConnector : IAsyncDisposable
 
     /// <summary>
     /// The relay registrations the relay operator configures (docs/relay.md, schools.json): one school caller per
-    /// account (the account's school replica) and the enrollment caller (id = school id) in <see cref="SchoolConnectorOptions.EnrollmentAccount"/>.
+    /// account (the account's school replica) and the enrollment caller (id = school id) in <see cref="SchoolConnectorSettings.EnrollmentAccount"/>.
     /// </summary>
     public IReadOnlyList<(string Account, string Caller, string SigningKey)> RelayRegistrations(IEnumerable<AccountId> accounts)
     {

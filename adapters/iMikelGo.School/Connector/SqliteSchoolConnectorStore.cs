@@ -3,8 +3,9 @@ using Microsoft.Data.Sqlite;
 namespace IMikelGo.School.Connector;
 
 /// <summary>
-/// The embedded default <see cref="ISchoolConnectorStore"/>: one SQLite file (Microsoft.Data.Sqlite with its bundled
-/// native library; WAL, synchronous FULL). The event hash is the primary key of <c>events</c>, so an event is stored
+/// The embedded default <see cref="ISchoolConnectorStore"/>: one SQLite file (Microsoft.Data.Sqlite.Core over the
+/// native library Store.Sqlite loads — SQLite3 Multiple Ciphers, <c>scripts/setup-sqlite.sh</c> — because one process
+/// can hold only one SQLitePCL provider and the teacher device in the one-machine demo needs that one; WAL, synchronous FULL). The event hash is the primary key of <c>events</c>, so an event is stored
 /// once whatever the caller does. The school server's file is not encrypted here: keep it on an encrypted volume.
 /// </summary>
 public sealed class SqliteSchoolConnectorStore : ISchoolConnectorStore
@@ -19,6 +20,7 @@ public sealed class SqliteSchoolConnectorStore : ISchoolConnectorStore
     /// <summary>Opens (creating) the store at <paramref name="path"/>.</summary>
     public static async Task<SqliteSchoolConnectorStore> OpenAsync(string path, CancellationToken cancellationToken)
     {
+        EnsureNativeLoaded();
         var db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString());
         await db.OpenAsync(cancellationToken).ConfigureAwait(false);
         var store = new SqliteSchoolConnectorStore(db);
@@ -240,6 +242,20 @@ public sealed class SqliteSchoolConnectorStore : ISchoolConnectorStore
     {
         await _db.DisposeAsync().ConfigureAwait(false);
         _gate.Dispose();
+    }
+
+    private static void EnsureNativeLoaded()
+    {
+        // Store.Sqlite's loader is internal; reached by name until it gets a public entry point (docs/school-connector.md).
+        var loader = typeof(IMikelGo.Store.Sqlite.DeviceVaultOptions).Assembly.GetType("IMikelGo.Store.Sqlite.Native.SqliteNative", throwOnError: true)!;
+        try
+        {
+            loader.GetMethod("EnsureLoaded", System.Reflection.BindingFlags.Static | System.Reflection.BindingFlags.NonPublic)!.Invoke(null, [null]);
+        }
+        catch (System.Reflection.TargetInvocationException e) when (e.InnerException is not null)
+        {
+            throw e.InnerException;
+        }
     }
 
     private async Task ExecAsync(string sql, CancellationToken cancellationToken)

@@ -1,0 +1,196 @@
+using System.Net;
+using System.Net.Sockets;
+using IMikelGo.Device;
+using IMikelGo.Engine;
+using IMikelGo.Engine.Relay;
+using IMikelGo.Relay;
+using IMikelGo.Relay.Client;
+using IMikelGo.School.Connector;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace IMikelGo.School.Tests;
+
+/// <summary>
+/// A school connector on its embedded SQLite store, a real relay (Kestrel, HTTPS on a fixed 127.0.0.1 port, generated
+/// pinned certificate kept in its data directory, in-memory mailboxes that survive a relay stop/start) and teacher devices.
+/// </summary>
+internal sealed class ConnectorWorld : IAsyncDisposable
+{
+    internal const string Pin = "4711";
+    private readonly string _root = Directory.CreateTempSubdirectory("imikelgo-school-connector-").FullName;
+    private readonly int _port;
+    private readonly List<TeacherDevice> _devices = [];
+    private WebApplication? _relay;
+
+    internal ConnectorWorld()
+    {
+        using var probe = new TcpListener(IPAddress.Loopback, 0);
+        probe.Start();
+        _port = ((IPEndPoint)probe.LocalEndpoint).Port;
+        probe.Stop();
+        Options = new SchoolConnectorSettings
+        {
+            Pbkdf2Iterations = 1000,
+            RelayAddress = new Uri($"https://127.0.0.1:{_port}/"),
+            ConfigureRelay = o =>
+            {
+                o.RetryBaseDelay = TimeSpan.FromMilliseconds(20);
+                o.MaxRetries = 1;
+            },
+        };
+    }
+
+    internal SchoolConnectorSettings Options { get; }
+
+    internal InMemoryMailboxStore Mailboxes { get; } = new();
+
+    internal string DatabasePath => Path.Combine(_root, "school.db");
+
+    internal SqliteSchoolConnectorStore? Store { get; private set; }
+
+    internal SchoolConnector? School { get; private set; }
+
+    internal async Task<SchoolConnector> InitAsync(string schoolId)
+    {
+        Store = await SqliteSchoolConnectorStore.OpenAsync(DatabasePath, CancellationToken.None);
+        School = await SchoolConnector.InitAsync(Store, schoolId, Options, CancellationToken.None);
+        return School;
+    }
+
+    /// <summary>Drops the connector object without completing anything and opens it again from its store file.</summary>
+    internal async Task<SchoolConnector> ReopenAsync(SchoolConnectorSettings? options = null)
+    {
+        await School!.DisposeAsync();
+        await Store!.DisposeAsync();
+        Store = await SqliteSchoolConnectorStore.OpenAsync(DatabasePath, CancellationToken.None);
+        School = await SchoolConnector.OpenAsync(Store, options ?? Options, CancellationToken.None);
+        return School;
+    }
+
+    /// <summary>Starts (or restarts) the relay with the school's registrations for <paramref name="accounts"/>.</summary>
+    internal async Task StartRelayAsync(IEnumerable<AccountId> accounts)
+    {
+        var options = new RelayOptions
+        {
+            DataDirectory = Path.Combine(_root, "relay"),
+            StoreFactory = _ => Mailboxes,
+            RateLimitBurst = 100_000,
+            RateLimitPerSecond = 100_000,
+        };
+        options.Urls.Add($"https://127.0.0.1:{_port}");
+        foreach (var (account, caller, key) in School!.RelayRegistrations(accounts))
+        {
+            options.Schools.Add(new SchoolRegistration(account, caller, key));
+        }
+
+        _relay = RelayHost.Create(options);
+        await _relay.StartAsync();
+        Options.RelayCertificateSha256 = _relay.Services.GetRequiredService<RelayCertificate>().Fingerprint;
+    }
+
+    internal async Task StopRelayAsync()
+    {
+        if (_relay is not null)
+        {
+            await _relay.StopAsync();
+            await _relay.DisposeAsync();
+            _relay = null;
+        }
+    }
+
+    /// <summary>A teacher device whose enrollment channel reaches the connector in-process (license + password checked there).</summary>
+    internal async Task<TeacherDevice> EnrolledDeviceAsync(string name, IssuedLicense license)
+    {
+        var device = await TeacherDevice.OpenAsync(new TeacherDeviceOptions
+        {
+            DataDirectory = Path.Combine(_root, name),
+            Pbkdf2Iterations = 1000,
+            DeviceLabel = name,
+            Enrollment = new DelegateEnrollmentChannel(async (request, ct) =>
+            {
+                try
+                {
+                    var (account, _, peers) = await School!.EnrollDirectAsync(
+                        new DirectEnrollment(request.LicenseKey, request.SchoolPassword, request.SigningKey, request.EncryptionKey, request.Label), ct);
+                    return new EnrollmentGrant(account.Value, request.Uri.Relay, Options.RelayCertificateSha256!, peers);
+                }
+                catch (UnauthorizedAccessException e)
+                {
+                    throw new EnrollmentRefusedException(e.Message);
+                }
+            }),
+            ConfigureRelay = o =>
+            {
+                o.RetryBaseDelay = TimeSpan.FromMilliseconds(20);
+                o.MaxRetries = 1;
+            },
+        }, CancellationToken.None);
+        _devices.Add(device);
+        await device.EnrollAsync(new EnrollmentInput(license.Uri.ToString(), license.License.Value, license.Password, Pin), CancellationToken.None);
+        return device;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var device in _devices)
+        {
+            await device.DisposeAsync();
+        }
+
+        if (School is not null)
+        {
+            await School.DisposeAsync();
+        }
+
+        if (Store is not null)
+        {
+            await Store.DisposeAsync();
+        }
+
+        await StopRelayAsync();
+        try
+        {
+            Directory.Delete(_root, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
+
+/// <summary>A relay client that lets the relay store a push, then "crashes" before the connector learns it (once).</summary>
+internal sealed class CrashAfterPush(IRelayClient inner) : IRelayClient
+{
+    public bool Crashed { get; private set; }
+
+    public async Task<PushResult> PushAsync(string account, ReadOnlyMemory<byte> bundle, CancellationToken cancellationToken)
+    {
+        var result = await inner.PushAsync(account, bundle, cancellationToken);
+        if (!Crashed)
+        {
+            Crashed = true;
+            throw new InvalidOperationException("simulated crash after the relay stored the bundle");
+        }
+
+        return result;
+    }
+
+    public Task<PullPage> PullAsync(string account, long after, int limit, TimeSpan wait, CancellationToken cancellationToken) => inner.PullAsync(account, after, limit, wait, cancellationToken);
+
+    public Task AckAsync(string account, long position, CancellationToken cancellationToken) => inner.AckAsync(account, position, cancellationToken);
+
+    public Task RegisterDeviceAsync(string account, DeviceRegistration registration, CancellationToken cancellationToken) => inner.RegisterDeviceAsync(account, registration, cancellationToken);
+
+    public Task RevokeAsync(string account, RevocationRequest revocation, CancellationToken cancellationToken) => inner.RevokeAsync(account, revocation, cancellationToken);
+
+    public Task WipeAckAsync(WipeAck acknowledgement, CancellationToken cancellationToken) => inner.WipeAckAsync(acknowledgement, cancellationToken);
+
+    public Task<string> SubmitEnrollmentAsync(string school, Sealing.LicenseKey license, ReadOnlyMemory<byte> request, CancellationToken cancellationToken) => inner.SubmitEnrollmentAsync(school, license, request, cancellationToken);
+
+    public Task<EnrollmentStatus> GetEnrollmentAnswerAsync(string id, CancellationToken cancellationToken) => inner.GetEnrollmentAnswerAsync(id, cancellationToken);
+
+    public Task<EnrollmentPage> PullEnrollmentsAsync(string school, long after, int limit, CancellationToken cancellationToken) => inner.PullEnrollmentsAsync(school, after, limit, cancellationToken);
+
+    public Task AnswerEnrollmentAsync(string school, string id, EnrollmentAnswerRequest answer, CancellationToken cancellationToken) => inner.AnswerEnrollmentAsync(school, id, answer, cancellationToken);
+}
