@@ -12,9 +12,11 @@ namespace IMikelGo.Relay.Client;
 /// approval carries the device certificate and the signed roster (both signed by the school root the device pinned
 /// from the QR code, so the relay cannot forge one); a refusal carries the reason code and message.
 /// <code>
-/// {"kind":"imikelgo.enroll-answer","format":1,"approved":true,"account":…,"device":…,"certificate":b64 DER,"roster":b64 CMS}
+/// {"kind":"imikelgo.enroll-answer","format":1,"approved":true,"account":…,"device":…,"certificate":b64 DER,"roster":b64 CMS,"peers":{device:b64 HPKE key}}
 /// {"kind":"imikelgo.enroll-answer","format":1,"approved":false,"code":"WrongPassword","message":…}
 /// </code>
+/// <c>peers</c> is optional (absent = none known): the current HPKE keys of the account's other enrolled devices, so the
+/// new device can seal its first events to them before its first pull (docs/device.md, key bootstrap).
 /// </summary>
 public static class EnrollmentAnswers
 {
@@ -33,18 +35,42 @@ public static class EnrollmentAnswers
         return new EnrollmentAnswerRequest(false, Refusal(error), null, null);
     }
 
+    /// <summary>
+    /// School side: like <see cref="Decide(EnrollmentAuthority, PendingEnrollment, out EnrollmentError)"/>, and on approval adds
+    /// <paramref name="peersOf"/>(account): the HPKE keys of the account's other enrolled devices, by device id.
+    /// </summary>
+    public static EnrollmentAnswerRequest Decide(EnrollmentAuthority authority, PendingEnrollment pending,
+        Func<string, IReadOnlyDictionary<string, RecipientPublicKey>> peersOf, out EnrollmentError error)
+    {
+        ArgumentNullException.ThrowIfNull(authority);
+        ArgumentNullException.ThrowIfNull(pending);
+        ArgumentNullException.ThrowIfNull(peersOf);
+        if (authority.TryApprove(pending.Request, out var approval, out error))
+        {
+            return ForApproval(approval, peersOf(approval.AccountId));
+        }
+
+        return new EnrollmentAnswerRequest(false, Refusal(error), null, null);
+    }
+
     /// <summary>The relay answer for an approval: the encoded approval, the account, and the device's signing key from its certificate.</summary>
-    public static EnrollmentAnswerRequest ForApproval(EnrollmentApproval approval)
+    public static EnrollmentAnswerRequest ForApproval(EnrollmentApproval approval) => ForApproval(approval, null);
+
+    /// <summary>The relay answer for an approval that also lists the account's other devices' HPKE keys (<paramref name="peers"/>, by device id).</summary>
+    public static EnrollmentAnswerRequest ForApproval(EnrollmentApproval approval, IReadOnlyDictionary<string, RecipientPublicKey>? peers)
     {
         ArgumentNullException.ThrowIfNull(approval);
         using var cert = X509CertificateLoader.LoadCertificate(approval.DeviceCertificate);
         using var key = cert.GetECDsaPublicKey() ?? throw new ArgumentException("The device certificate has no ECDSA key.", nameof(approval));
         var registration = new DeviceRegistration(approval.DeviceId, Convert.ToBase64String(key.ExportSubjectPublicKeyInfo()));
-        return new EnrollmentAnswerRequest(true, Approval(approval), approval.AccountId, registration);
+        return new EnrollmentAnswerRequest(true, Approval(approval, peers), approval.AccountId, registration);
     }
 
     /// <summary>Encodes an approval.</summary>
-    public static byte[] Approval(EnrollmentApproval approval)
+    public static byte[] Approval(EnrollmentApproval approval) => Approval(approval, null);
+
+    /// <summary>Encodes an approval with the account's other devices' HPKE keys (omitted when null or empty).</summary>
+    public static byte[] Approval(EnrollmentApproval approval, IReadOnlyDictionary<string, RecipientPublicKey>? peers)
     {
         ArgumentNullException.ThrowIfNull(approval);
         return Write(w =>
@@ -54,6 +80,21 @@ public static class EnrollmentAnswers
             w.WriteString("device", approval.DeviceId);
             w.WriteBase64String("certificate", approval.DeviceCertificate);
             w.WriteBase64String("roster", approval.SignedRoster);
+            if (peers is { Count: > 0 })
+            {
+                w.WriteStartObject("peers");
+                foreach (var (device, key) in peers.OrderBy(p => p.Key, StringComparer.Ordinal))
+                {
+                    if (string.Equals(device, approval.DeviceId, StringComparison.Ordinal))
+                    {
+                        continue; // never the new device itself
+                    }
+
+                    w.WriteBase64String(device, key.Encoded.Span);
+                }
+
+                w.WriteEndObject();
+            }
         });
     }
 
@@ -71,9 +112,19 @@ public static class EnrollmentAnswers
     /// (<see cref="EnrollmentErrorCode.MalformedRequest"/> when the answer is unreadable or still pending).
     /// </summary>
     public static bool TryRead(EnrollmentStatus status, [NotNullWhen(true)] out EnrollmentApproval? approval, out EnrollmentError refusal)
+        => TryRead(status, out approval, out _, out refusal);
+
+    /// <summary>
+    /// Device side: like <see cref="TryRead(EnrollmentStatus, out EnrollmentApproval?, out EnrollmentError)"/>, and on approval
+    /// also the account's other devices' HPKE keys by device id (<paramref name="peers"/>; empty when the school sent none).
+    /// An invalid peer key makes the whole answer malformed.
+    /// </summary>
+    public static bool TryRead(EnrollmentStatus status, [NotNullWhen(true)] out EnrollmentApproval? approval,
+        out IReadOnlyDictionary<string, RecipientPublicKey> peers, out EnrollmentError refusal)
     {
         ArgumentNullException.ThrowIfNull(status);
         approval = null;
+        peers = new Dictionary<string, RecipientPublicKey>();
         refusal = default;
         if (status.Answer is null || status.Status == EnrollmentStatus.Pending)
         {
@@ -98,8 +149,24 @@ public static class EnrollmentAnswers
 
             if (approved)
             {
-                approval = new EnrollmentApproval(o.GetProperty("account").GetString()!, o.GetProperty("device").GetString()!,
+                var read = new EnrollmentApproval(o.GetProperty("account").GetString()!, o.GetProperty("device").GetString()!,
                     o.GetProperty("certificate").GetBytesFromBase64(), o.GetProperty("roster").GetBytesFromBase64());
+                var keys = new Dictionary<string, RecipientPublicKey>(StringComparer.Ordinal);
+                if (o.TryGetProperty("peers", out var peerList))
+                {
+                    foreach (var peer in peerList.EnumerateObject())
+                    {
+                        if (!RecipientPublicKey.TryParse(peer.Value.GetBytesFromBase64(), out var key, out var keyError))
+                        {
+                            throw new FormatException($"peer {peer.Name}: {keyError.Message}");
+                        }
+
+                        keys[peer.Name] = key;
+                    }
+                }
+
+                approval = read;
+                peers = keys;
                 return true;
             }
 

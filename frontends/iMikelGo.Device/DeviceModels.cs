@@ -2,6 +2,7 @@ using System.Collections.Immutable;
 using IMikelGo.Engine;
 using IMikelGo.Engine.Events;
 using IMikelGo.Engine.Merge;
+using IMikelGo.Engine.Signing;
 using IMikelGo.Relay.Client;
 using IMikelGo.Sealing;
 using IMikelGo.Store.Sqlite;
@@ -39,8 +40,17 @@ public sealed class TeacherDeviceOptions
     /// <summary>PBKDF2 iterations for a new PIN (null = the vault's default, ≈250 ms). Tests lower it.</summary>
     public int? Pbkdf2Iterations { get; set; }
 
-    /// <summary>How the device enrolls with its school (license key + school password). Required for <see cref="TeacherDevice.EnrollAsync"/>.</summary>
+    /// <summary>
+    /// How the device enrolls with its school (license key + school password). Null (the default) = the relay hand-off,
+    /// a <see cref="RelayEnrollmentChannel"/> set up by <see cref="ConfigureRelayEnrollment"/>.
+    /// </summary>
     public IEnrollmentChannel? Enrollment { get; set; }
+
+    /// <summary>
+    /// Tunes the default <see cref="RelayEnrollmentChannel"/> (school certificate source, answer timeout, poll backoff);
+    /// it starts with this device's <see cref="Time"/> and <see cref="ConfigureRelay"/>.
+    /// </summary>
+    public Action<RelayEnrollmentOptions>? ConfigureRelayEnrollment { get; set; }
 
     /// <summary>Tunes the relay client (retries, timeouts); base address and pin always come from the enrollment.</summary>
     public Action<RelayClientOptions>? ConfigureRelay { get; set; }
@@ -69,7 +79,14 @@ public sealed record EnrollmentInput(string EnrollmentUri, string LicenseKey, st
 /// <param name="Label">A human label ("Laptop").</param>
 public sealed record EnrollmentRequest(
     EnrollmentUri Uri, string LicenseKey, string SchoolPassword, ReplicaId Device, ImmutableArray<byte> SigningKey,
-    RecipientPublicKey EncryptionKey, string Label);
+    RecipientPublicKey EncryptionKey, string Label)
+{
+    /// <summary>The device's private signing key (only for channels in this assembly that sign the request themselves).</summary>
+    internal ReplicaKey? DeviceSigningKey { get; init; }
+
+    /// <summary>The device's private HPKE key (only for channels in this assembly; the relay hand-off binds it in the certificate).</summary>
+    internal EncryptionKeyPair? DeviceEncryptionKey { get; init; }
+}
 
 /// <summary>The school's approval as the device needs it.</summary>
 /// <param name="Account">The account (the teacher's log) the device joined.</param>
@@ -82,9 +99,9 @@ public sealed record EnrollmentRequest(
 public sealed record EnrollmentGrant(string Account, Uri Relay, string RelayCertificateSha256, IReadOnlyDictionary<ReplicaId, RecipientPublicKey> PeerKeys);
 
 /// <summary>
-/// The port through which a device enrolls with its school. Implementations: the relay hand-off (the request sealed
-/// to the school's enrollment key, queued at the relay, answered by the school connector — to be completed once the
-/// relay's enrollment endpoints are in), and <see cref="DelegateEnrollmentChannel"/> for an in-process school
+/// The port through which a device enrolls with its school. Implementations: the relay hand-off
+/// (<see cref="RelayEnrollmentChannel"/>: the request sealed to the school's enrollment key, queued at the relay,
+/// answered by the school connector), and <see cref="DelegateEnrollmentChannel"/> for an in-process school
 /// (QuickStart, tests). The channel must verify the license key and school password before answering.
 /// </summary>
 public interface IEnrollmentChannel
@@ -96,9 +113,27 @@ public interface IEnrollmentChannel
     Task<EnrollmentGrant> EnrollAsync(EnrollmentRequest request, CancellationToken cancellationToken);
 }
 
-/// <summary>The school refused the enrollment (wrong license key or password, revoked, unknown school…).</summary>
+/// <summary>The school refused the enrollment (wrong license key or password, revoked, unknown school…), or it could not be completed (relay rate limit, timeout).</summary>
 public sealed class EnrollmentRefusedException : Exception
 {
+    /// <summary>Creates the exception.</summary>
+    /// <param name="reason">Why, as a code.</param>
+    /// <param name="message">Why, in words (no secrets).</param>
+    /// <param name="innerException">The cause, if any.</param>
+    /// <param name="retryAfter">When trying again makes sense, if known.</param>
+    public EnrollmentRefusedException(EnrollmentRefusalReason reason, string message, Exception? innerException = null, TimeSpan? retryAfter = null)
+        : base(message, innerException)
+    {
+        Reason = reason;
+        RetryAfter = retryAfter;
+    }
+
+    /// <summary>Why, as a code (<see cref="EnrollmentRefusalReason.Unspecified"/> when the channel did not say).</summary>
+    public EnrollmentRefusalReason Reason { get; }
+
+    /// <summary>When trying again makes sense (relay rate limit), if known.</summary>
+    public TimeSpan? RetryAfter { get; }
+
     /// <summary>Creates the exception.</summary>
     public EnrollmentRefusedException() : base("The school refused the enrollment.") { }
 

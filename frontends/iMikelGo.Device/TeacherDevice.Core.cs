@@ -156,7 +156,7 @@ public sealed partial class TeacherDevice
             throw new ArgumentException("the school password is required", nameof(input));
         }
 
-        var channel = _options.Enrollment ?? throw new InvalidOperationException("no enrollment channel is configured (TeacherDeviceOptions.Enrollment)");
+        var channel = _options.Enrollment ?? DefaultEnrollmentChannel();
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -169,7 +169,11 @@ public sealed partial class TeacherDevice
             using var encryption = EncryptionKeyPair.Generate();
             var label = _options.DeviceLabel ?? Environment.MachineName;
             var grant = await channel.EnrollAsync(
-                new EnrollmentRequest(uri, license.Value, input.SchoolPassword, signing.Replica, signing.PublicKey, encryption.PublicKey, label),
+                new EnrollmentRequest(uri, license.Value, input.SchoolPassword, signing.Replica, signing.PublicKey, encryption.PublicKey, label)
+                {
+                    DeviceSigningKey = signing,
+                    DeviceEncryptionKey = encryption,
+                },
                 cancellationToken).ConfigureAwait(false);
             if (!grant.Relay.Scheme.Equals(Uri.UriSchemeHttps, StringComparison.OrdinalIgnoreCase))
             {
@@ -190,6 +194,13 @@ public sealed partial class TeacherDevice
         {
             _gate.Release();
         }
+    }
+
+    private RelayEnrollmentChannel DefaultEnrollmentChannel()
+    {
+        var options = new RelayEnrollmentOptions { Time = _options.Time, ConfigureRelay = _options.ConfigureRelay };
+        _options.ConfigureRelayEnrollment?.Invoke(options);
+        return new RelayEnrollmentChannel(options);
     }
 
     private async Task OpenDemoCoreAsync(CancellationToken cancellationToken)

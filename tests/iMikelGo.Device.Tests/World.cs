@@ -84,7 +84,7 @@ internal sealed class World : IAsyncDisposable
 
     internal static OccurrenceId Thursday(int week, SeriesId? series = null) => new(series ?? Piano, new DateOnly(2026, 9, 3).AddDays(7 * week));
 
-    internal static async Task<World> StartAsync()
+    internal static async Task<World> StartAsync(Action<IMikelGo.Relay.RelayOptions>? configure = null)
     {
         var root = Directory.CreateTempSubdirectory("imikelgo-device-tests-").FullName;
         var schoolKey = ReplicaKey.Create();
@@ -98,6 +98,7 @@ internal sealed class World : IAsyncDisposable
         };
         options.Urls.Add("https://127.0.0.1:0");
         options.Schools.Add(new SchoolRegistration(Account, schoolKey.Replica.Value, Convert.ToBase64String(schoolKey.PublicKey.AsSpan())));
+        configure?.Invoke(options);
         var app = RelayHost.Create(options);
         await app.StartAsync();
         var schoolEncryption = EncryptionKeyPair.Generate();
@@ -149,6 +150,9 @@ internal sealed class World : IAsyncDisposable
         _devices.Add(device);
         return device;
     }
+
+    /// <summary>The school connector's relay client (signed with the school replica key; its caller id is the school id at the relay).</summary>
+    internal RelayClient SchoolRelay => _schoolRelay;
 
     internal Task<SyncSummary> SchoolSyncAsync() => _schoolAgent.SyncAsync(null, CancellationToken.None);
 

@@ -179,6 +179,41 @@ public sealed class EnrollmentTests : IDisposable
     }
 
     [Fact]
+    public void Qr_payload_carries_an_optional_relay_pin_parsed_strictly()
+    {
+        var pin = new string('A', 64);
+        var withPin = new EnrollmentUri(new Uri("https://relay.example.org/imikelgo/"), "ms-linz", _root.Fingerprint, _license, pin);
+        withPin.RelayPin.Should().Be(new string('a', 64), "fingerprints are kept lowercase");
+        var text = withPin.ToString();
+        text.Should().EndWith("&relayPin=" + new string('a', 64));
+        EnrollmentUri.TryParse(text, out var parsed, out var parseError).Should().BeTrue(parseError);
+        parsed.Should().Be(withPin);
+        parsed!.RelayPin.Should().Be(new string('a', 64));
+
+        EnrollmentUri.TryParse(Qr().ToString(), out var withoutPin, out _).Should().BeTrue();
+        withoutPin!.RelayPin.Should().BeNull("the pin is optional");
+        Qr().ToString().Should().NotContain("relayPin");
+
+        (string Text, string Expected)[] cases =
+        [
+            (Qr() + "&relayPin=" + new string('a', 63), "relayPin"),
+            (Qr() + "&relayPin=" + new string('g', 64), "64 hex"),
+            (Qr() + "&relayPin=", "relayPin"),
+            (text + "&relayPin=" + new string('b', 64), "more than once"),
+            (Qr() + "&relaypin=" + new string('a', 64), "unknown parameter 'relaypin'"),
+        ];
+        foreach (var (bad, expected) in cases)
+        {
+            EnrollmentUri.TryParse(bad, out var refused, out var error).Should().BeFalse(bad);
+            refused.Should().BeNull();
+            error.Should().Contain(expected);
+        }
+
+        FluentActions.Invoking(() => new EnrollmentUri(new Uri("https://relay.example.org/"), "ms-linz", _root.Fingerprint, _license, "abc"))
+            .Should().Throw<ArgumentException>().WithParameterName("relayPin");
+    }
+
+    [Fact]
     public void Qr_code_renders_as_png_svg_and_terminal_text()
     {
         var png = EnrollmentQrCode.ToPng(Qr(), 4);

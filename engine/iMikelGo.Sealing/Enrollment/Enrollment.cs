@@ -57,12 +57,23 @@ public sealed class DeviceEnrollment : IDisposable
 {
     internal static ReadOnlySpan<byte> PasswordInfo => "iMikelGo enrollment v1 password"u8;
 
+    private readonly bool _ownsKeys = true;
+
     private DeviceEnrollment(EnrollmentUri uri, string deviceId)
     {
         Uri = uri;
         DeviceId = deviceId;
         SigningKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         EncryptionKey = EncryptionKeyPair.Generate();
+    }
+
+    private DeviceEnrollment(EnrollmentUri uri, string deviceId, ECDsa signingKey, EncryptionKeyPair encryptionKey)
+    {
+        Uri = uri;
+        DeviceId = deviceId;
+        SigningKey = signingKey;
+        EncryptionKey = encryptionKey;
+        _ownsKeys = false;
     }
 
     /// <summary>The scanned payload.</summary>
@@ -84,6 +95,30 @@ public sealed class DeviceEnrollment : IDisposable
     {
         ArgumentNullException.ThrowIfNull(uri);
         return new DeviceEnrollment(uri, Identifiers.NewId());
+    }
+
+    /// <summary>
+    /// Starts enrollment with keys the device already holds (e.g. a replica key whose self-certifying id is the device
+    /// id, so the relay caller, the bundle sender and the certificate agree). The keys stay the caller's:
+    /// <see cref="Dispose"/> does not dispose them.
+    /// </summary>
+    /// <param name="uri">The payload.</param>
+    /// <param name="deviceId">The device id (1..64 characters from [A-Za-z0-9._-]).</param>
+    /// <param name="signingKey">The device's ECDSA P-256 signing key.</param>
+    /// <param name="encryptionKey">The device's first encryption key.</param>
+    /// <returns>The enrollment state.</returns>
+    public static DeviceEnrollment Start(EnrollmentUri uri, string deviceId, ECDsa signingKey, EncryptionKeyPair encryptionKey)
+    {
+        ArgumentNullException.ThrowIfNull(uri);
+        ArgumentNullException.ThrowIfNull(signingKey);
+        ArgumentNullException.ThrowIfNull(encryptionKey);
+        Identifiers.Require(deviceId, nameof(deviceId));
+        if (signingKey.KeySize != 256)
+        {
+            throw new ArgumentException("The signing key must be ECDSA P-256.", nameof(signingKey));
+        }
+
+        return new DeviceEnrollment(uri, deviceId, signingKey, encryptionKey);
     }
 
     /// <summary>
@@ -202,8 +237,11 @@ public sealed class DeviceEnrollment : IDisposable
     /// <inheritdoc />
     public void Dispose()
     {
-        SigningKey.Dispose();
-        EncryptionKey.Dispose();
+        if (_ownsKeys)
+        {
+            SigningKey.Dispose();
+            EncryptionKey.Dispose();
+        }
     }
 }
 

@@ -6,7 +6,8 @@ namespace IMikelGo.Sealing;
 
 /// <summary>
 /// The enrollment QR payload:
-/// <c>imikelgo://enroll?relay=&lt;percent-encoded https URL&gt;&amp;school=&lt;id&gt;&amp;root=&lt;sha256 hex&gt;&amp;license=&lt;key&gt;</c>.
+/// <c>imikelgo://enroll?relay=&lt;percent-encoded https URL&gt;&amp;school=&lt;id&gt;&amp;root=&lt;sha256 hex&gt;&amp;license=&lt;key&gt;</c>,
+/// optionally followed by <c>&amp;relayPin=&lt;sha256 hex of the relay's TLS certificate&gt;</c> (the device pins the relay with it).
 /// </summary>
 public sealed record EnrollmentUri
 {
@@ -18,7 +19,8 @@ public sealed record EnrollmentUri
     /// <param name="schoolId">The school id.</param>
     /// <param name="rootFingerprint">SHA-256 hex of the school root certificate (pinned by the device).</param>
     /// <param name="license">The teacher's license key.</param>
-    public EnrollmentUri(Uri relay, string schoolId, string rootFingerprint, LicenseKey license)
+    /// <param name="relayPin">Optional SHA-256 hex of the relay's TLS certificate (pinned by the device).</param>
+    public EnrollmentUri(Uri relay, string schoolId, string rootFingerprint, LicenseKey license, string? relayPin = null)
     {
         ArgumentNullException.ThrowIfNull(relay);
         if (!IsValidRelay(relay, out var why))
@@ -37,8 +39,14 @@ public sealed record EnrollmentUri
             throw new ArgumentException("The license key is empty.", nameof(license));
         }
 
+        if (relayPin is not null && !IsFingerprint(relayPin))
+        {
+            throw new ArgumentException("The relay certificate fingerprint must be 64 hex digits.", nameof(relayPin));
+        }
+
         Relay = relay;
         SchoolId = schoolId;
+        RelayPin = relayPin?.ToLowerInvariant();
         RootFingerprint = rootFingerprint.ToLowerInvariant();
         License = license;
     }
@@ -55,12 +63,15 @@ public sealed record EnrollmentUri
     /// <summary>The license key.</summary>
     public LicenseKey License { get; }
 
+    /// <summary>The relay's TLS certificate fingerprint (lowercase hex), when the code carries one.</summary>
+    public string? RelayPin { get; }
+
     /// <inheritdoc />
     public override string ToString()
         => string.Create(CultureInfo.InvariantCulture,
-            $"{Prefix}relay={Uri.EscapeDataString(Relay.AbsoluteUri)}&school={SchoolId}&root={RootFingerprint}&license={License.Value}");
+            $"{Prefix}relay={Uri.EscapeDataString(Relay.AbsoluteUri)}&school={SchoolId}&root={RootFingerprint}&license={License.Value}{(RelayPin is null ? "" : "&relayPin=" + RelayPin)}");
 
-    /// <summary>Parses a scanned payload strictly: exactly the four parameters, each once, each valid.</summary>
+    /// <summary>Parses a scanned payload strictly: the four required parameters and the optional <c>relayPin</c>, each at most once, each valid.</summary>
     /// <param name="text">The scanned text.</param>
     /// <param name="uri">The payload when valid.</param>
     /// <param name="error">What is wrong.</param>
@@ -97,7 +108,7 @@ public sealed record EnrollmentUri
             }
 
             var name = pair[..eq];
-            if (name is not ("relay" or "school" or "root" or "license"))
+            if (name is not ("relay" or "school" or "root" or "license" or "relayPin"))
             {
                 error = $"Enrollment code has an unknown parameter '{name}'.";
                 return false;
@@ -149,7 +160,14 @@ public sealed record EnrollmentUri
             return false;
         }
 
-        uri = new EnrollmentUri(relay, values["school"], values["root"], license);
+        var relayPin = values.GetValueOrDefault("relayPin");
+        if (relayPin is not null && !IsFingerprint(relayPin))
+        {
+            error = "Enrollment code relay certificate fingerprint (relayPin) must be 64 hex digits (SHA-256).";
+            return false;
+        }
+
+        uri = new EnrollmentUri(relay, values["school"], values["root"], license, relayPin);
         error = string.Empty;
         return true;
     }
