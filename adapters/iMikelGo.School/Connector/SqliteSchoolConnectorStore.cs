@@ -244,19 +244,8 @@ public sealed class SqliteSchoolConnectorStore : ISchoolConnectorStore
         _gate.Dispose();
     }
 
-    private static void EnsureNativeLoaded()
-    {
-        // Store.Sqlite's loader is internal; reached by name until it gets a public entry point (docs/school-connector.md).
-        var loader = typeof(IMikelGo.Store.Sqlite.DeviceVaultOptions).Assembly.GetType("IMikelGo.Store.Sqlite.Native.SqliteNative", throwOnError: true)!;
-        try
-        {
-            loader.GetMethod("EnsureLoaded", System.Reflection.BindingFlags.Static | System.Reflection.BindingFlags.NonPublic)!.Invoke(null, [null]);
-        }
-        catch (System.Reflection.TargetInvocationException e) when (e.InnerException is not null)
-        {
-            throw e.InnerException;
-        }
-    }
+    // The school store shares the process (and so the one SQLite library) with the device vault in the QuickStart.
+    private static void EnsureNativeLoaded() => IMikelGo.Store.Sqlite.Native.EncryptedSqliteLibrary.EnsureLoaded();
 
     private async Task ExecAsync(string sql, CancellationToken cancellationToken)
     {
