@@ -91,7 +91,11 @@ internal sealed partial class RelayService(IMailboxStore store, MailboxSignals s
 
         // F01: next is the last position returned (or the cursor), never the head.
         var next = page.Count > 0 ? page[^1].Position : after;
-        var head = Math.Max(next, await store.HeadAsync(account, ct));
+
+        // A page cut by neither the limit nor the byte cap returned every bundle after the cursor: positions are
+        // gap-free up to the head, so the head is at most `next` (an up-to-date mailbox costs one read, not two).
+        var complete = items.Count < limit && page.Count == items.Count;
+        var head = complete ? next : Math.Max(next, await store.HeadAsync(account, ct));
         telemetry.Pulled.Add(page.Count);
         activity?.SetTag("imikelgo.count", page.Count);
         return Results.Json(new PullPage(page, next, head), RelayJson.Default.PullPage);

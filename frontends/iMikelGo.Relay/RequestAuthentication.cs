@@ -50,6 +50,8 @@ internal sealed partial class RequestAuthentication(RequestDelegate next, IMailb
     /// <summary>Largest JSON body (everything but a bundle push).</summary>
     public const int MaxJsonBytes = 64 * 1024;
 
+    private readonly CallerKeys keys = new();
+
     public async Task InvokeAsync(HttpContext context)
     {
         if (!context.Request.Path.StartsWithSegments("/v1", StringComparison.Ordinal))
@@ -160,7 +162,7 @@ internal sealed partial class RequestAuthentication(RequestDelegate next, IMailb
             return Problems.Unauthenticated("unknown-caller", "The relay does not know this caller.");
         }
 
-        if (!RequestSignature.Verify(known.SigningKey, request.Method, RawTarget(context), timestamp, nonce, body, signature))
+        if (!keys.Verify(known, request.Method, RawTarget(context), timestamp, nonce, body, signature))
         {
             LogRefused(logger, caller, "bad-signature");
             return Problems.Unauthenticated("bad-signature", "The signature does not match the request.");
@@ -205,8 +207,14 @@ internal sealed partial class RequestAuthentication(RequestDelegate next, IMailb
             return (null, Problems.TooLarge("too-large", $"The body is larger than {limit} bytes."));
         }
 
+        if (request.ContentLength == 0
+            || context.Features.Get<IHttpRequestBodyDetectionFeature>() is { CanHaveBody: false })
+        {
+            return ([], null); // GET/HEAD without a body (the pull): nothing to read or buffer
+        }
+
         var buffer = new MemoryStream();
-        var chunk = new byte[16 * 1024];
+        var chunk = System.Buffers.ArrayPool<byte>.Shared.Rent(16 * 1024);
         try
         {
             int read;
@@ -224,6 +232,10 @@ internal sealed partial class RequestAuthentication(RequestDelegate next, IMailb
         {
             return (null, Problems.Make(e.StatusCode is >= 400 and < 500 ? e.StatusCode : 400, RelayProtocol.BadInputProblemType,
                 "Bad request body", "truncated", "The body could not be read completely: " + e.Message));
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(chunk);
         }
 
         if (request.ContentLength is { } declared && declared != buffer.Length)

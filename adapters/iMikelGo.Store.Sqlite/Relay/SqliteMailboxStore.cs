@@ -83,9 +83,31 @@ public sealed class SqliteMailboxStore : IMailboxStore, IDisposable
         CREATE INDEX IF NOT EXISTS enrollments_pending ON enrollments (school, answered, position);
         """;
 
+    private const string ReadSql =
+        "SELECT position, bundle_id, sender, data, stored_at FROM bundles WHERE account = $a AND position > $after ORDER BY position LIMIT $limit";
+
+    private const string HeadSql = "SELECT head FROM mailbox_heads WHERE account = $a";
+    private const string SizeSql = "SELECT size FROM mailbox_heads WHERE account = $a";
+    private const string CallerSql = "SELECT id, account, signing_key, is_school FROM callers WHERE id = $i";
+    private const string RevokedSql = "SELECT 1 FROM revocations WHERE account = $a AND device IN ($d, '') LIMIT 1";
+    private const string NonceSql = "INSERT INTO nonces (caller, nonce, expires) VALUES ($c, $n, $e) ON CONFLICT (caller, nonce) DO NOTHING";
+    private const string PruneSql = "DELETE FROM nonces WHERE expires < $now";
+
+    /// <summary>Most idle read sessions kept open (more concurrent readers open and close extra ones).</summary>
+    private const int MaxIdleSessions = 16;
+
+    /// <summary>Nonce inserts between two background checkpoints (the nonce connection never checkpoints itself).</summary>
+    private const int NonceCheckpointEvery = 256;
+
     private readonly string connectionString;
     private readonly SqliteMailboxStoreOptions options;
+    private readonly System.Collections.Concurrent.ConcurrentBag<Session> idle = [];
+    private readonly Lock nonceGate = new();
+    private Session? nonceSession;
     private long nextPruneTicks;
+    private int noncesSinceCheckpoint;
+    private int checkpointRunning;
+    private bool disposed;
 
     /// <summary>Opens (and creates when missing) the store.</summary>
     public SqliteMailboxStore(SqliteMailboxStoreOptions options)
@@ -176,39 +198,45 @@ public sealed class SqliteMailboxStore : IMailboxStore, IDisposable
         ArgumentOutOfRangeException.ThrowIfNegative(after);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(limit);
         cancellationToken.ThrowIfCancellationRequested();
-        using var conn = Open();
-        using var cmd = Command(conn, null,
-            "SELECT position, bundle_id, sender, data, stored_at FROM bundles WHERE account = $a AND position > $after ORDER BY position LIMIT $limit",
-            ("$a", account), ("$after", after), ("$limit", (long)limit));
-        using var reader = cmd.ExecuteReader();
-        var list = new List<StoredBundle>();
-        while (reader.Read())
+        var session = Rent();
+        try
         {
-            list.Add(new StoredBundle(
-                reader.GetInt64(0),
-                Guid.ParseExact(reader.GetString(1), "D"),
-                reader.GetString(2),
-                (byte[])reader.GetValue(3),
-                DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(4))));
-        }
+            var cmd = session.Prepared(ReadSql, "$a", "$after", "$limit");
+            cmd.Parameters[0].Value = account;
+            cmd.Parameters[1].Value = after;
+            cmd.Parameters[2].Value = (long)limit;
+            using var reader = cmd.ExecuteReader();
+            List<StoredBundle>? list = null;
+            while (reader.Read())
+            {
+                (list ??= []).Add(new StoredBundle(
+                    reader.GetInt64(0),
+                    Guid.ParseExact(reader.GetString(1), "D"),
+                    reader.GetString(2),
+                    (byte[])reader.GetValue(3),
+                    DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(4))));
+            }
 
-        return Task.FromResult<IReadOnlyList<StoredBundle>>(list);
+            return Task.FromResult<IReadOnlyList<StoredBundle>>(list ?? (IReadOnlyList<StoredBundle>)[]);
+        }
+        finally
+        {
+            Return(session);
+        }
     }
 
     /// <inheritdoc />
     public Task<long> HeadAsync(string account, CancellationToken cancellationToken)
     {
         RequireId(account, nameof(account));
-        using var conn = Open();
-        return Task.FromResult(Scalar(conn, null, "SELECT head FROM mailbox_heads WHERE account = $a", ("$a", account)) as long? ?? 0);
+        return Task.FromResult(ReadLong(HeadSql, account));
     }
 
     /// <inheritdoc />
     public Task<long> SizeAsync(string account, CancellationToken cancellationToken)
     {
         RequireId(account, nameof(account));
-        using var conn = Open();
-        return Task.FromResult(Scalar(conn, null, "SELECT size FROM mailbox_heads WHERE account = $a", ("$a", account)) as long? ?? 0);
+        return Task.FromResult(ReadLong(SizeSql, account));
     }
 
     /// <inheritdoc />
@@ -247,13 +275,21 @@ public sealed class SqliteMailboxStore : IMailboxStore, IDisposable
     public Task<RelayCaller?> GetCallerAsync(string id, CancellationToken cancellationToken)
     {
         RequireId(id, nameof(id));
-        using var conn = Open();
-        using var cmd = Command(conn, null, "SELECT id, account, signing_key, is_school FROM callers WHERE id = $i", ("$i", id));
-        using var reader = cmd.ExecuteReader();
-        RelayCaller? caller = reader.Read()
-            ? new RelayCaller(reader.GetString(0), reader.GetString(1), (byte[])reader.GetValue(2), reader.GetInt64(3) != 0)
-            : null;
-        return Task.FromResult(caller);
+        var session = Rent();
+        try
+        {
+            var cmd = session.Prepared(CallerSql, "$i");
+            cmd.Parameters[0].Value = id;
+            using var reader = cmd.ExecuteReader();
+            RelayCaller? caller = reader.Read()
+                ? new RelayCaller(reader.GetString(0), reader.GetString(1), (byte[])reader.GetValue(2), reader.GetInt64(3) != 0)
+                : null;
+            return Task.FromResult(caller);
+        }
+        finally
+        {
+            Return(session);
+        }
     }
 
     /// <inheritdoc />
@@ -285,10 +321,21 @@ public sealed class SqliteMailboxStore : IMailboxStore, IDisposable
     {
         RequireId(account, nameof(account));
         RequireId(device, nameof(device));
-        using var conn = Open();
-        var hit = Scalar(conn, null, "SELECT 1 FROM revocations WHERE account = $a AND device IN ($d, $all) LIMIT 1",
-            ("$a", account), ("$d", device), ("$all", WholeAccount));
-        return Task.FromResult(hit is not null);
+        var session = Rent();
+        try
+        {
+            // Never cached: every request reads the stored revocations, so a revocation made through any instance
+            // (or straight in the store) is seen by the device's very next request.
+            var cmd = session.Prepared(RevokedSql, "$a", "$d");
+            cmd.Parameters[0].Value = account;
+            cmd.Parameters[1].Value = device;
+            var hit = cmd.ExecuteScalar();
+            return Task.FromResult(hit is not null and not DBNull);
+        }
+        finally
+        {
+            Return(session);
+        }
     }
 
     /// <inheritdoc />
@@ -317,20 +364,45 @@ public sealed class SqliteMailboxStore : IMailboxStore, IDisposable
         RequireId(caller, nameof(caller));
         RequireId(nonce, nameof(nonce));
         var now = options.TimeProvider.GetUtcNow();
-        using var conn = Open();
-        using var tx = conn.BeginTransaction(deferred: false);
-        var due = Interlocked.Read(ref nextPruneTicks);
-        if (now.UtcTicks >= due && Interlocked.CompareExchange(ref nextPruneTicks, (now + options.NoncePruneInterval).UtcTicks, due) == due)
+        lock (nonceGate)
         {
-            using var prune = Command(conn, tx, "DELETE FROM nonces WHERE expires < $now", ("$now", now.ToUnixTimeMilliseconds()));
-            prune.ExecuteNonQuery();
-        }
+            // One dedicated connection with synchronous = NORMAL (docs/stores.md, "Nonces"): the insert is still a
+            // committed write under SQLite's file lock, so UNIQUE(caller, nonce) makes a nonce single-use across
+            // every thread and every process sharing the file; only the fsync at commit is skipped (a power cut,
+            // not a crash, may forget nonces of the last moments, which expire within 5 minutes anyway).
+            ObjectDisposedException.ThrowIf(disposed, this);
+            var session = nonceSession ??= new Session(OpenNonceConnection());
+            try
+            {
+                var due = nextPruneTicks;
+                if (now.UtcTicks >= due)
+                {
+                    nextPruneTicks = (now + options.NoncePruneInterval).UtcTicks;
+                    var prune = session.Prepared(PruneSql, "$now");
+                    prune.Parameters[0].Value = now.ToUnixTimeMilliseconds();
+                    prune.ExecuteNonQuery();
+                }
 
-        using var insert = Command(conn, tx, "INSERT INTO nonces (caller, nonce, expires) VALUES ($c, $n, $e) ON CONFLICT (caller, nonce) DO NOTHING",
-            ("$c", caller), ("$n", nonce), ("$e", expires.ToUnixTimeMilliseconds()));
-        var fresh = insert.ExecuteNonQuery() == 1;
-        tx.Commit();
-        return Task.FromResult(fresh);
+                var insert = session.Prepared(NonceSql, "$c", "$n", "$e");
+                insert.Parameters[0].Value = caller;
+                insert.Parameters[1].Value = nonce;
+                insert.Parameters[2].Value = expires.ToUnixTimeMilliseconds();
+                var fresh = insert.ExecuteNonQuery() == 1; // one statement in autocommit: its own transaction
+                if (++noncesSinceCheckpoint >= NonceCheckpointEvery)
+                {
+                    noncesSinceCheckpoint = 0;
+                    CheckpointInBackground();
+                }
+
+                return Task.FromResult(fresh);
+            }
+            catch
+            {
+                nonceSession = null;
+                session.Dispose();
+                throw;
+            }
+        }
     }
 
     /// <inheritdoc />
@@ -428,24 +500,159 @@ public sealed class SqliteMailboxStore : IMailboxStore, IDisposable
     /// <summary>Releases the pooled connections of this file.</summary>
     public void Dispose()
     {
+        lock (nonceGate)
+        {
+            disposed = true;
+            nonceSession?.Dispose();
+            nonceSession = null;
+        }
+
+        while (idle.TryTake(out var session))
+        {
+            session.Dispose();
+        }
+
         using var conn = new SqliteConnection(connectionString);
         SqliteConnection.ClearPool(conn);
     }
 
-    private SqliteConnection Open()
+    private SqliteConnection Open() => OpenRaw(synchronous: "FULL");
+
+    private SqliteConnection OpenRaw(string synchronous)
     {
         var conn = new SqliteConnection(connectionString);
         try
         {
             conn.Open();
             Exec(conn, string.Create(CultureInfo.InvariantCulture, $"PRAGMA busy_timeout = {(long)options.BusyTimeout.TotalMilliseconds}"));
-            Exec(conn, "PRAGMA synchronous = FULL");
+            Exec(conn, "PRAGMA synchronous = " + synchronous);
             return conn;
         }
         catch
         {
             conn.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// The nonce connection: synchronous = NORMAL, and no automatic checkpoint (a checkpoint syncs the database file
+    /// and would stall every request waiting for the nonce lock): its WAL frames are copied to the database by a
+    /// passive checkpoint on another connection, off the request path (<see cref="CheckpointInBackground"/>), or by
+    /// the next bundle append, whose connections keep SQLite's automatic checkpoint.
+    /// </summary>
+    private SqliteConnection OpenNonceConnection()
+    {
+        var conn = OpenRaw(synchronous: "NORMAL");
+        Exec(conn, "PRAGMA wal_autocheckpoint = 0");
+        return conn;
+    }
+
+    private void CheckpointInBackground()
+    {
+        if (Interlocked.Exchange(ref checkpointRunning, 1) == 1)
+        {
+            return;
+        }
+
+        ThreadPool.UnsafeQueueUserWorkItem(
+            static store =>
+            {
+                try
+                {
+                    if (!store.disposed)
+                    {
+                        using var conn = store.Open();
+                        Exec(conn, "PRAGMA wal_checkpoint(PASSIVE)");
+                    }
+                }
+                catch (SqliteException)
+                {
+                    // Busy or closing: the next batch of nonces (or a bundle append) checkpoints instead.
+                }
+                finally
+                {
+                    Volatile.Write(ref store.checkpointRunning, 0);
+                }
+            },
+            this,
+            preferLocal: false);
+    }
+
+    /// <summary>An open read session (synchronous = FULL like every other connection) from the idle set.</summary>
+    private Session Rent()
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        return idle.TryTake(out var session) ? session : new Session(Open());
+    }
+
+    private void Return(Session session)
+    {
+        if (disposed || idle.Count >= MaxIdleSessions)
+        {
+            session.Dispose();
+            return;
+        }
+
+        idle.Add(session);
+        if (disposed && idle.TryTake(out var late))
+        {
+            late.Dispose();
+        }
+    }
+
+    private long ReadLong(string sql, string account)
+    {
+        var session = Rent();
+        try
+        {
+            var cmd = session.Prepared(sql, "$a");
+            cmd.Parameters[0].Value = account;
+            return cmd.ExecuteScalar() is long value ? value : 0;
+        }
+        finally
+        {
+            Return(session);
+        }
+    }
+
+    /// <summary>
+    /// A long-lived connection with its prepared statements (hot paths: the per-request reads and the nonce insert),
+    /// used by one thread at a time. Each statement runs in autocommit mode, so it reads the latest committed state
+    /// (of every process) and holds no snapshot between calls.
+    /// </summary>
+    private sealed class Session(SqliteConnection connection) : IDisposable
+    {
+        private readonly Dictionary<string, SqliteCommand> commands = new(StringComparer.Ordinal);
+
+        public SqliteCommand Prepared(string sql, params ReadOnlySpan<string> names)
+        {
+            if (commands.TryGetValue(sql, out var cmd))
+            {
+                return cmd;
+            }
+
+            cmd = connection.CreateCommand();
+            cmd.CommandText = sql;
+            foreach (var name in names)
+            {
+                cmd.Parameters.Add(new SqliteParameter { ParameterName = name, Value = DBNull.Value });
+            }
+
+            cmd.Prepare();
+            commands.Add(sql, cmd);
+            return cmd;
+        }
+
+        public void Dispose()
+        {
+            foreach (var cmd in commands.Values)
+            {
+                cmd.Dispose();
+            }
+
+            commands.Clear();
+            connection.Dispose();
         }
     }
 
