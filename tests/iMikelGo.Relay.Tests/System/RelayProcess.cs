@@ -103,7 +103,7 @@ public sealed class RelayProcess : IAsyncDisposable
                 throw new InvalidOperationException($"the relay exited with {process.ExitCode}: {Output}");
             }
 
-            if (deadline.Elapsed > TimeSpan.FromSeconds(30))
+            if (deadline.Elapsed > TimeSpan.FromSeconds(90))
             {
                 throw new TimeoutException($"the relay did not become healthy: {Output}");
             }
