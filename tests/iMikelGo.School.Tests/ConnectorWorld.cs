@@ -6,6 +6,7 @@ using IMikelGo.Engine.Relay;
 using IMikelGo.Relay;
 using IMikelGo.Relay.Client;
 using IMikelGo.School.Connector;
+using IMikelGo.Store.Sqlite.School;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 

@@ -7,6 +7,7 @@ using IMikelGo.Engine;
 using IMikelGo.Engine.Chains;
 using IMikelGo.Engine.Events;
 using IMikelGo.Engine.Relay;
+using IMikelGo.Engine.Sync;
 using IMikelGo.Relay.Client;
 using IMikelGo.School.Import;
 using IMikelGo.School.Model;

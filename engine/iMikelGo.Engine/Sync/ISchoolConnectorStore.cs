@@ -1,4 +1,4 @@
-namespace IMikelGo.School.Connector;
+namespace IMikelGo.Engine.Sync;
 
 /// <summary>One stored event of a school account log: the canonical signed line, unique by hash.</summary>
 /// <param name="Hash">The event hash (hex); the database enforces its uniqueness.</param>
@@ -19,7 +19,7 @@ public sealed record StoredImport(long Version, string Format, string? Solution,
 /// <summary>
 /// The school connector's durable state (port): settings and keys (name → bytes), the account logs (unique by
 /// event hash, enforced by the database), the outbox (per-event acknowledged flag) and the imported timetables.
-/// Implementations: <see cref="SqliteSchoolConnectorStore"/> (embedded default). Every write is durable on return.
+/// Implementations: SqliteSchoolConnectorStore (iMikelGo.Store.Sqlite, embedded default) and MartenSchoolConnectorStore (iMikelGo.Store.Marten). Every write is durable on return.
 /// </summary>
 public interface ISchoolConnectorStore : IAsyncDisposable
 {

@@ -1,6 +1,7 @@
+using IMikelGo.Engine.Sync;
 using Microsoft.Data.Sqlite;
 
-namespace IMikelGo.School.Connector;
+namespace IMikelGo.Store.Sqlite.School;
 
 /// <summary>
 /// The embedded default <see cref="ISchoolConnectorStore"/>: one SQLite file (Microsoft.Data.Sqlite.Core over the
@@ -245,7 +246,7 @@ public sealed class SqliteSchoolConnectorStore : ISchoolConnectorStore
     }
 
     // The school store shares the process (and so the one SQLite library) with the device vault in the QuickStart.
-    private static void EnsureNativeLoaded() => IMikelGo.Store.Sqlite.Native.EncryptedSqliteLibrary.EnsureLoaded();
+    private static void EnsureNativeLoaded() => Native.EncryptedSqliteLibrary.EnsureLoaded();
 
     private async Task ExecAsync(string sql, CancellationToken cancellationToken)
     {
