@@ -478,13 +478,8 @@ public sealed class MartenMailboxStore : IMailboxStore, IDisposable
 
     private Task ReadyAsync() => schemaReady.Value;
 
-    private static async Task LockAsync(IDocumentSession session, int lockClass, string key, CancellationToken cancellationToken)
-    {
-        await using var cmd = new NpgsqlCommand("SELECT pg_advisory_xact_lock($1, hashtext($2))", session.Connection);
-        cmd.Parameters.Add(new NpgsqlParameter { Value = lockClass });
-        cmd.Parameters.Add(new NpgsqlParameter { Value = key });
-        await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-    }
+    private static Task LockAsync(IDocumentSession session, int lockClass, string key, CancellationToken cancellationToken) =>
+        AdvisoryLock.LockAsync(session, lockClass, key, cancellationToken);
 
     private static bool IsUniqueViolation(Exception ex)
     {

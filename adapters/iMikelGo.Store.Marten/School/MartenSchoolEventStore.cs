@@ -1,11 +1,11 @@
 using System.Globalization;
 using IMikelGo.Engine;
 using IMikelGo.Engine.Chains;
+using IMikelGo.Engine.Events;
 using JasperFx;
 using JasperFx.Events;
 using JasperFx.Events.Projections;
 using Marten;
-using Marten.Exceptions;
 
 namespace IMikelGo.Store.Marten.School;
 
@@ -34,7 +34,8 @@ public sealed record SchoolAppendResult(IReadOnlyList<long> Versions, int Append
 /// <c>account-&lt;id&gt;</c>, Quick append mode) of verified events stored as their canonical log lines with metadata.
 /// <list type="bullet">
 /// <item>Exactly once (F05): each event's hash is the primary key of an <see cref="EventHashClaim"/> inserted in the
-/// same transaction as the append; the database refuses a second copy, whatever the caller's memory. An append whose
+/// same transaction as the append; the database refuses a second copy, whatever the caller's memory. Appends to one
+/// stream take a transaction-scoped advisory lock, so a concurrent duplicate waits and then finds the claims. An append whose
 /// events are all stored already is a no-op that returns their original versions, whatever expected version it names.</item>
 /// <item>Expected version (F09): <c>expectedVersion</c> is the stream version before the append. A stream that does not
 /// exist has version 0, so an append expecting 3 to a missing stream throws <see cref="ConcurrencyException"/> and creates
@@ -45,6 +46,9 @@ public sealed record SchoolAppendResult(IReadOnlyList<long> Versions, int Append
 /// </summary>
 public sealed class MartenSchoolEventStore : IDisposable
 {
+    // Advisory lock class of an account stream ("iMik" + kind, beside the mailbox store's classes).
+    private const int StreamLockClass = 0x694D6B10;
+
     private readonly IDocumentStore _store;
     private readonly bool _owns;
 
@@ -130,24 +134,31 @@ public sealed class MartenSchoolEventStore : IDisposable
             throw new ArgumentException($"every event must belong to account {account}", nameof(events));
         }
 
-        for (var attempt = 1; ; attempt++)
-        {
-            try
-            {
-                return await TryAppendAsync(account, events, school, expectedVersion, cancellationToken).ConfigureAwait(false);
-            }
-            catch (DocumentAlreadyExistsException) when (attempt < 3)
-            {
-                // A concurrent writer stored one of these events first: re-read the claims and append the rest.
-            }
-        }
+        await using var session = _store.LightweightSession();
+        await session.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        var staged = await StageAppendAsync(session, account, events, school, expectedVersion, cancellationToken).ConfigureAwait(false);
+        await session.SaveChangesAsync(cancellationToken).ConfigureAwait(false);
+        return staged.Result;
     }
 
-    private async Task<SchoolAppendResult> TryAppendAsync(
-        AccountId account, IReadOnlyList<SignedEvent> events, ReplicaId school, long? expectedVersion, CancellationToken cancellationToken)
+    /// <summary>
+    /// The one append path (also used by <see cref="MartenSchoolConnectorStore"/>): on <paramref name="session"/>'s open
+    /// transaction, locks the account's stream until commit (so concurrent writers, on any instance, append one after
+    /// the other and the second sees the first's claims), skips events whose hash is claimed, checks the expected
+    /// version and stages the hash claims and the stream append. The caller saves the session (the database refuses a
+    /// second claim of a hash even from a writer that bypassed the lock).
+    /// </summary>
+    /// <param name="session">A session with an open transaction.</param>
+    /// <param name="account">The account; every event belongs to it.</param>
+    /// <param name="events">The events, in append order.</param>
+    /// <param name="school">The account's school replica, or null to take it from the account's <c>account.opened</c> event.</param>
+    /// <param name="expectedVersion">The stream version the caller expects before the append, if any.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    internal static async Task<StagedAppend> StageAppendAsync(
+        IDocumentSession session, AccountId account, IReadOnlyList<SignedEvent> events, ReplicaId? school, long? expectedVersion, CancellationToken cancellationToken)
     {
         var key = StreamKey(account);
-        await using var session = _store.LightweightSession();
+        await AdvisoryLock.LockAsync(session, StreamLockClass, key, cancellationToken).ConfigureAwait(false);
         var hashes = events.Select(e => e.Event.Hash.Hex).Distinct(StringComparer.Ordinal).ToList();
         var claims = (await session.LoadManyAsync<EventHashClaim>(cancellationToken, hashes).ConfigureAwait(false))
             .ToDictionary(c => c.Id, c => c.Version, StringComparer.Ordinal);
@@ -156,7 +167,7 @@ public sealed class MartenSchoolEventStore : IDisposable
         var fresh = events.Where(e => !claims.ContainsKey(e.Event.Hash.Hex)).DistinctBy(e => e.Event.Hash).ToList();
         if (fresh.Count == 0)
         {
-            return new SchoolAppendResult([.. events.Select(e => claims[e.Event.Hash.Hex])], 0, events.Count, current);
+            return new StagedAppend(new SchoolAppendResult([.. events.Select(e => claims[e.Event.Hash.Hex])], 0, events.Count, current), []);
         }
 
         if (expectedVersion is { } expected && expected != current)
@@ -165,6 +176,8 @@ public sealed class MartenSchoolEventStore : IDisposable
                 $"stream {key} is at version {current}{(state is null ? " (it does not exist)" : string.Empty)}, not at the expected version {expected}; nothing was stored"), null);
         }
 
+        school ??= events.FirstOrDefault(e => e.Event.Seq == 1 && e.Event.Payload is AccountOpened)?.Event.Replica
+            ?? (state is null ? null : await OpenedByAsync(session, key, cancellationToken).ConfigureAwait(false));
         var versions = new Dictionary<string, long>(claims, StringComparer.Ordinal);
         var data = new List<object>(fresh.Count);
         for (var i = 0; i < fresh.Count; i++)
@@ -185,8 +198,15 @@ public sealed class MartenSchoolEventStore : IDisposable
             session.Events.Append(key, current + fresh.Count, [.. data]);
         }
 
-        await session.SaveChangesAsync(cancellationToken).ConfigureAwait(false);
-        return new SchoolAppendResult([.. events.Select(e => versions[e.Event.Hash.Hex])], fresh.Count, events.Count - fresh.Count, current + fresh.Count);
+        return new StagedAppend(
+            new SchoolAppendResult([.. events.Select(e => versions[e.Event.Hash.Hex])], fresh.Count, events.Count - fresh.Count, current + fresh.Count), fresh);
+    }
+
+    // The school replica of an account is the author of its first event, account.opened (as the engine's ledger decides).
+    private static async Task<ReplicaId?> OpenedByAsync(IDocumentSession session, string key, CancellationToken cancellationToken)
+    {
+        var first = await session.Events.FetchStreamAsync(key, version: 1, token: cancellationToken).ConfigureAwait(false);
+        return first.Count > 0 && first[0].Data is SchoolLogEvent { Type: "account.opened" } opened ? new ReplicaId(opened.Replica) : null;
     }
 
     /// <inheritdoc />
@@ -198,3 +218,8 @@ public sealed class MartenSchoolEventStore : IDisposable
         }
     }
 }
+
+/// <summary>An append staged in a session: its result and the events it will store.</summary>
+/// <param name="Result">The outcome once saved.</param>
+/// <param name="Fresh">The events newly staged, in append order (duplicates removed).</param>
+internal sealed record StagedAppend(SchoolAppendResult Result, IReadOnlyList<SignedEvent> Fresh);
