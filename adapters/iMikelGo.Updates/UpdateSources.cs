@@ -73,7 +73,16 @@ public sealed class HttpUpdateSource : IUpdateSource
             return null;
         }
 
-        response.EnsureSuccessStatusCode();
+        if (!response.IsSuccessStatusCode || (response.StatusCode == HttpStatusCode.PartialContent && response.Content.Headers.ContentRange?.From != offset))
+        {
+            var status = (int)response.StatusCode;
+            var range = response.Content.Headers.ContentRange;
+            response.Dispose();
+            throw new HttpRequestException(status == 206
+                ? $"{path}: asked for bytes from {offset}, the feed answered the range '{range}'."
+                : $"{path}: the feed answered HTTP {status}.");
+        }
+
         var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
         if (offset > 0 && response.StatusCode != HttpStatusCode.PartialContent)
         {

@@ -457,7 +457,10 @@ public sealed class Updater
             }
 
             var path = FeedLayout.File(update.Manifest.Version, file.Name);
-            var source = await WithReadTimeout(t => _source.OpenAsync(path, offset, t), ct).ConfigureAwait(false);
+
+            // A part that is already complete (killed before the rename) is only re-hashed: an HTTP range starting at the
+            // file's end is unsatisfiable (416) and would block the resume forever.
+            var source = offset == file.Size ? Stream.Null : await WithReadTimeout(t => _source.OpenAsync(path, offset, t), ct).ConfigureAwait(false);
             if (source is null)
             {
                 return new UpdateError(UpdateErrorCode.Unavailable, $"feed has no {path}.");

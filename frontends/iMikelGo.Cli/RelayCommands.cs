@@ -27,9 +27,10 @@ internal static class RelayCommands
         var data = new Option<DirectoryInfo>("--data") { Description = "Data directory: embedded store, generated certificate, schools.json.", DefaultValueFactory = _ => new DirectoryInfo("relay-data") };
         var connection = new Option<string?>("--connection") { Description = "PostgreSQL connection string (with --store postgres)." };
         var certificate = new Option<FileInfo?>("--certificate") { Description = "A PFX certificate to serve instead of the generated self-signed one (password in IMIKELGO_RELAY_CERT_PASSWORD)." };
+        var updateFeed = new Option<DirectoryInfo?>("--update-feed") { Description = "Serve this signed update feed folder (imikelgo release publish) read-only at /updates/." };
         var command = new Command("serve", "Serve the relay until Ctrl+C / SIGTERM. Prints the certificate's SHA-256 fingerprint, which clients pin.")
         {
-            urls, store, data, connection, certificate,
+            urls, store, data, connection, certificate, updateFeed,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -39,6 +40,7 @@ internal static class RelayCommands
                 ConnectionString = parse.GetValue(connection),
                 CertificatePath = parse.GetValue(certificate)?.FullName,
                 CertificatePassword = Environment.GetEnvironmentVariable("IMIKELGO_RELAY_CERT_PASSWORD"),
+                UpdateFeedDirectory = parse.GetValue(updateFeed)?.FullName,
                 Store = parse.GetValue(store) switch
                 {
                     "postgres" => RelayStoreKind.Postgres,

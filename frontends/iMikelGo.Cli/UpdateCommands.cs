@@ -1,6 +1,10 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
 using System.Text.Json;
+using IMikelGo.Relay;
 using IMikelGo.Updates;
 
 namespace IMikelGo.Cli;
@@ -20,12 +24,13 @@ internal static class UpdateCommands
         return release;
     }
 
-    public static Command Update(TextWriter output, TextWriter error)
+    public static Command Update(TextWriter output, TextWriter error, UpdateTerminal? terminal = null)
     {
+        terminal ??= UpdateTerminal.Console;
         var update = new Command("update", "Device: check for, install or postpone a signed update from a feed URL or folder. See docs/updates.md.");
-        update.Subcommands.Add(DeviceCommand("check", "Verify the feed and say whether a newer version is available (nothing is downloaded).", output, error));
-        update.Subcommands.Add(DeviceCommand("install", "Check, download into staging, verify every file and switch atomically (restart to run it).", output, error));
-        update.Subcommands.Add(DeviceCommand("postpone", "Postpone the available update (refused for a security update past its grace period).", output, error));
+        update.Subcommands.Add(DeviceCommand("check", "Verify the feed and say whether a newer version is available; on a terminal ask 'Install now? [y/N]' (--yes installs, --json never asks).", output, error, terminal));
+        update.Subcommands.Add(DeviceCommand("install", "Check, download into staging, verify every file and switch atomically (restart to run it).", output, error, terminal));
+        update.Subcommands.Add(DeviceCommand("postpone", "Postpone the available update (refused for a security update past its grace period).", output, error, terminal));
         return update;
     }
 
@@ -143,18 +148,26 @@ internal static class UpdateCommands
         return command;
     }
 
-    private static Command DeviceCommand(string name, string description, TextWriter output, TextWriter error)
+    private static Command DeviceCommand(string name, string description, TextWriter output, TextWriter error, UpdateTerminal terminal)
     {
-        var feed = new Option<string>("--feed") { Description = "Feed: https URL or folder.", Required = true };
+        var feed = new Option<string>("--feed") { Description = "Feed: https URL (e.g. https://relay:8443/updates) or folder.", Required = true };
+        var feedPin = new Option<string?>("--feed-pin") { Description = "SHA-256 (hex) of the feed host's TLS certificate (e.g. the relay's fingerprint); without it the system trust store decides." };
         var root = new Option<DirectoryInfo>("--root") { Description = "Install root (current, versions/, staging/, state/).", Required = true };
         var pin = new Option<string>("--pin") { Description = "SHA-256 (hex) of the pinned vendor certificate, or a PEM certificate file.", Required = true };
         var channel = new Option<string>("--channel") { Description = "Channel.", DefaultValueFactory = _ => "stable" };
         var current = new Option<string?>("--current") { Description = "Running version (default: the install root's current pointer)." };
-        var hours = new Option<double>("--hours") { Description = "postpone: how long.", DefaultValueFactory = _ => 4 };
-        var command = new Command(name, description) { feed, root, pin, channel, current };
+        var hours = new Option<double>("--hours") { Description = "How long to postpone.", DefaultValueFactory = _ => 4 };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object (never prompts)." };
+        var yes = new Option<bool>("--yes") { Description = "Install an available update without asking." };
+        var command = new Command(name, description) { feed, feedPin, root, pin, channel, current };
         if (name == "postpone")
         {
             command.Options.Add(hours);
+        }
+        else if (name == "check")
+        {
+            command.Options.Add(json);
+            command.Options.Add(yes);
         }
 
         command.SetAction(async (r, ct) =>
@@ -163,58 +176,23 @@ internal static class UpdateCommands
             {
                 var rootDir = r.GetValue(root)!.FullName;
                 var running = r.GetValue(current) ?? ReadCurrent(rootDir) ?? "0.0.0";
-                var pinValue = r.GetValue(pin)!;
-                if (File.Exists(pinValue))
-                {
-                    using var cert = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(File.ReadAllText(pinValue));
-                    pinValue = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(cert.RawData));
-                }
-
-                var feedValue = r.GetValue(feed)!;
-                using var http = new HttpClient();
-                IUpdateSource source = Uri.TryCreate(feedValue, UriKind.Absolute, out var uri) && uri.Scheme is "https" or "http"
-                    ? new HttpUpdateSource(http, uri)
-                    : new FolderUpdateSource(feedValue);
+                using var http = FeedClient(r.GetValue(feedPin));
                 var updater = new Updater(new UpdaterOptions
                 {
                     InstallRoot = rootDir,
                     Channel = r.GetValue(channel)!,
-                    PinnedVendorCertificate = pinValue,
+                    PinnedVendorCertificate = VendorPin(r.GetValue(pin)!),
                     CurrentVersion = SemanticVersion.Parse(running),
-                }, source);
-                var result = name == "install" ? await updater.InstallAsync(ct).ConfigureAwait(false) : await updater.CheckAsync(ct).ConfigureAwait(false);
-                if (!result.Succeeded)
+                }, Source(r.GetValue(feed)!, http));
+                var deferral = new UpdateDeferral(rootDir, BusySchedule.Never);
+                return name switch
                 {
-                    var quiet = result.Error.Code == UpdateErrorCode.UpToDate;
-                    (quiet ? output : error).WriteLine(quiet ? $"up to date: {result.Error.Message}" : $"REFUSED ({result.Error.Code}): {result.Error.Message}");
-                    return quiet ? 0 : ExitRefused;
-                }
-
-                var u = result.Update!;
-                var m = u.Manifest;
-                var tag = (m.Security ? " [security]" : string.Empty) + (u.Required ? " [required]" : string.Empty);
-                switch (name)
-                {
-                    case "install":
-                        output.WriteLine($"installed {m.Version}{tag} (was {running}); restart to run it; it becomes permanent once it starts cleanly");
-                        return 0;
-                    case "postpone":
-                        var deferral = new UpdateDeferral(rootDir, BusySchedule.Never);
-                        if (!deferral.TryPostpone(u, TimeSpan.FromHours(r.GetValue(hours)), out var d))
-                        {
-                            error.WriteLine($"cannot postpone {m.Version}: {d.Reason}");
-                            return ExitRefused;
-                        }
-
-                        output.WriteLine($"postponed {m.Version}{tag}: {d.Reason}");
-                        return 0;
-                    default:
-                        output.WriteLine($"update available: {running} -> {m.Version}{tag} ({m.Files.Count} files, {m.Files.Sum(f => f.Size)} bytes, seq {m.Sequence})" +
-                            (u.SecurityDeadline is { } dl ? $"; may be postponed until {dl:u}" : string.Empty));
-                        return 0;
-                }
+                    "install" => Report(await updater.InstallAsync(ct).ConfigureAwait(false), running, output, error),
+                    "postpone" => Postpone(await updater.CheckAsync(ct).ConfigureAwait(false), deferral, TimeSpan.FromHours(r.GetValue(hours)), running, output, error),
+                    _ => await CheckAsync(updater, deferral, running, r.GetValue(json), r.GetValue(yes), terminal, output, error, ct).ConfigureAwait(false),
+                };
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or ArgumentException
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or ArgumentException or JsonException
                                           or System.Security.Cryptography.CryptographicException)
             {
                 error.WriteLine($"error: {e.Message}");
@@ -222,6 +200,199 @@ internal static class UpdateCommands
             }
         });
         return command;
+    }
+
+    private static string VendorPin(string value)
+    {
+        if (!File.Exists(value))
+        {
+            return value;
+        }
+
+        using var cert = X509Certificate2.CreateFromPem(File.ReadAllText(value));
+        return Convert.ToHexStringLower(SHA256.HashData(cert.RawData));
+    }
+
+    /// <summary>An HTTP client that accepts exactly the pinned TLS certificate when <paramref name="tlsPin"/> is given (the relay's
+    /// self-signed certificate), else the system trust store.</summary>
+    private static HttpClient FeedClient(string? tlsPin)
+    {
+        if (tlsPin is null)
+        {
+            return new HttpClient();
+        }
+
+        if (tlsPin.Length != 64 || !tlsPin.All(Uri.IsHexDigit))
+        {
+            throw new ArgumentException("--feed-pin must be 64 hex digits (SHA-256 of the feed host's certificate).");
+        }
+
+        var handler = new HttpClientHandler
+        {
+            ServerCertificateCustomValidationCallback = (_, certificate, _, _) =>
+                certificate is not null && string.Equals(RelayCertificate.FingerprintOf(certificate), tlsPin, StringComparison.OrdinalIgnoreCase),
+        };
+        return new HttpClient(handler);
+    }
+
+    private static IUpdateSource Source(string feed, HttpClient http) =>
+        Uri.TryCreate(feed, UriKind.Absolute, out var uri) && uri.Scheme is "https" or "http" ? new HttpUpdateSource(http, uri) : new FolderUpdateSource(feed);
+
+    /// <summary><c>update check</c>: report; then install with --yes, or ask on a terminal unless postponed (never with --json).</summary>
+    private static async Task<int> CheckAsync(Updater updater, UpdateDeferral deferral, string running, bool json, bool yes, UpdateTerminal terminal,
+        TextWriter output, TextWriter error, CancellationToken ct)
+    {
+        var result = await updater.CheckAsync(ct).ConfigureAwait(false);
+        var decision = result.Update is { } available ? deferral.Evaluate(available) : null;
+        UpdateResult? installed = null;
+        if (json)
+        {
+            if (yes && result.Update is not null)
+            {
+                installed = await DownloadAndActivateAsync(updater, result.Update, ct).ConfigureAwait(false);
+            }
+
+            output.WriteLine(CheckJson(result, decision, installed, running));
+            return (installed ?? result).Succeeded || result.Error.Code == UpdateErrorCode.UpToDate ? 0 : ExitRefused;
+        }
+
+        if (result.Update is null)
+        {
+            return Report(result, running, output, error);
+        }
+
+        var u = result.Update;
+        output.WriteLine($"update available: {running} -> {u.Manifest.Version}{Tag(u)} ({u.Manifest.Files.Count} files, {u.Manifest.Files.Sum(f => f.Size)} bytes, seq {u.Manifest.Sequence})" +
+            (u.SecurityDeadline is { } dl ? $"; security update, may be postponed until {dl:u}" : string.Empty));
+        switch (decision!.Action)
+        {
+            case PromptAction.AskLater:
+                output.WriteLine($"{decision.Reason}; asking again at {decision.AskAt:u}");
+                break;
+            case PromptAction.InstallRequired:
+                output.WriteLine($"this update can no longer be postponed: {decision.Reason}");
+                break;
+        }
+
+        var install = yes;
+        if (!yes && terminal.Interactive && decision.Action != PromptAction.AskLater)
+        {
+            output.Write("Install now? [y/N] ");
+            output.Flush();
+            var answer = (await terminal.Input.ReadLineAsync(ct).ConfigureAwait(false))?.Trim();
+            install = string.Equals(answer, "y", StringComparison.OrdinalIgnoreCase) || string.Equals(answer, "yes", StringComparison.OrdinalIgnoreCase);
+        }
+
+        if (install)
+        {
+            return Report(await DownloadAndActivateAsync(updater, u, ct).ConfigureAwait(false), running, output, error);
+        }
+
+        output.WriteLine(decision.CanPostpone
+            ? "not installed: 'imikelgo update install' installs it, 'imikelgo update postpone' postpones it"
+            : "not installed: 'imikelgo update install' installs it (it cannot be postponed)");
+        return 0;
+    }
+
+    private static async Task<UpdateResult> DownloadAndActivateAsync(Updater updater, AvailableUpdate update, CancellationToken ct)
+    {
+        var download = await updater.DownloadAsync(update, ct).ConfigureAwait(false);
+        return download.Succeeded ? updater.Activate(update) : download;
+    }
+
+    private static int Postpone(UpdateResult result, UpdateDeferral deferral, TimeSpan duration, string running, TextWriter output, TextWriter error)
+    {
+        if (result.Update is not { } u)
+        {
+            return Report(result, running, output, error);
+        }
+
+        if (!deferral.TryPostpone(u, duration, out var d))
+        {
+            error.WriteLine($"cannot postpone {u.Manifest.Version}{Tag(u)}: {d.Reason}; it can no longer be postponed, run 'imikelgo update install'");
+            return ExitRefused;
+        }
+
+        output.WriteLine($"postponed {u.Manifest.Version}{Tag(u)}: {d.Reason}");
+        return 0;
+    }
+
+    /// <summary>Prints a refusal, "up to date", or an activated install.</summary>
+    private static int Report(UpdateResult result, string running, TextWriter output, TextWriter error)
+    {
+        if (result.Succeeded)
+        {
+            output.WriteLine($"installed {result.Update!.Manifest.Version}{Tag(result.Update)} (was {running}); restart to run it; it becomes permanent once it starts cleanly");
+            return 0;
+        }
+
+        if (result.Error.Code == UpdateErrorCode.UpToDate)
+        {
+            output.WriteLine($"up to date: {result.Error.Message}");
+            return 0;
+        }
+
+        error.WriteLine($"REFUSED ({result.Error.Code}): {result.Error.Message}");
+        return ExitRefused;
+    }
+
+    private static string Tag(AvailableUpdate u) => (u.Manifest.Security ? " [security]" : string.Empty) + (u.Required ? " [required]" : string.Empty);
+
+    private static string CheckJson(UpdateResult check, PromptDecision? decision, UpdateResult? installed, string running)
+    {
+        using var buffer = new MemoryStream();
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            w.WriteString("status", check.Update is null
+                ? check.Error.Code == UpdateErrorCode.UpToDate ? "up-to-date" : "refused"
+                : installed is null ? "available" : installed.Succeeded ? "installed" : "refused");
+            w.WriteString("running", running);
+            var error = installed is { Succeeded: false } ? installed.Error : check.Error;
+            if (error.Code != UpdateErrorCode.None)
+            {
+                w.WriteString("code", error.Code.ToString());
+                w.WriteString("message", error.Message);
+            }
+
+            if (check.Update is { } u)
+            {
+                var m = u.Manifest;
+                w.WriteString("version", m.Version.Text);
+                w.WriteString("channel", m.Channel);
+                w.WriteNumber("sequence", m.Sequence);
+                w.WriteBoolean("security", m.Security);
+                w.WriteBoolean("required", u.Required);
+                w.WriteNumber("files", m.Files.Count);
+                w.WriteNumber("bytes", m.Files.Sum(f => f.Size));
+                WriteTime(w, "securityDeadline", u.SecurityDeadline);
+                w.WriteString("prompt", decision!.Action switch
+                {
+                    PromptAction.AskLater => "ask-later",
+                    PromptAction.InstallRequired => "install-required",
+                    _ => "ask-now",
+                });
+                w.WriteBoolean("canPostpone", decision.CanPostpone);
+                WriteTime(w, "askAt", decision.AskAt);
+                w.WriteString("reason", decision.Reason);
+            }
+
+            w.WriteEndObject();
+        }
+
+        return Encoding.UTF8.GetString(buffer.ToArray());
+    }
+
+    private static void WriteTime(Utf8JsonWriter w, string name, DateTimeOffset? value)
+    {
+        if (value is { } v)
+        {
+            w.WriteString(name, v.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture));
+        }
+        else
+        {
+            w.WriteNull(name);
+        }
     }
 
     private static string? ReadCurrent(string root)
@@ -249,4 +420,12 @@ internal static class UpdateCommands
             return 2;
         }
     }
+}
+
+/// <summary>Where <c>imikelgo update check</c> may ask "Install now?": only when both stdin and stdout are a terminal.</summary>
+/// <param name="Input">The answers.</param>
+/// <param name="Interactive">Whether to ask at all.</param>
+internal sealed record UpdateTerminal(TextReader Input, bool Interactive)
+{
+    public static UpdateTerminal Console => new(System.Console.In, !System.Console.IsInputRedirected && !System.Console.IsOutputRedirected);
 }

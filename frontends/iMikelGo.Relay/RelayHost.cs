@@ -149,6 +149,7 @@ public static class RelayHost
             .Produces<EnrollmentStatus>(StatusCodes.Status200OK)
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status429TooManyRequests);
+        UpdateFeedEndpoint.Map(app);
         app.MapWolverineEndpoints();
 
         var certificate = app.Services.GetRequiredService<RelayCertificate>();

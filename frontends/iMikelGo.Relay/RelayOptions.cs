@@ -45,6 +45,9 @@ public sealed class RelayOptions
     /// <summary>The password of <see cref="CertificatePath"/>.</summary>
     public string? CertificatePassword { get; set; }
 
+    /// <summary>The signed update feed served read-only at <c>/updates/</c> (docs/updates.md); null serves none.</summary>
+    public string? UpdateFeedDirectory { get; set; }
+
     /// <summary>Schools seeded into the store at start, in addition to <c>DataDirectory/schools.json</c>.</summary>
     public IList<SchoolRegistration> Schools { get; } = [];
 
