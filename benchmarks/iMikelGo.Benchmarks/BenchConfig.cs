@@ -13,3 +13,13 @@ public sealed class ShortInProcessConfig : ManualConfig
     public ShortInProcessConfig() =>
         AddJob(Job.ShortRun.WithToolchain(InProcessEmitToolchain.Instance).WithId("ShortRun-InProcess"));
 }
+
+/// <summary>
+/// For operations that need a fresh state per measurement (<c>[IterationSetup]</c>: a new vault, a new school store):
+/// one invocation per iteration, 3 warm-up and 10 measured iterations, in process.
+/// </summary>
+public sealed class SingleShotInProcessConfig : ManualConfig
+{
+    public SingleShotInProcessConfig() =>
+        AddJob(Job.ShortRun.WithToolchain(InProcessEmitToolchain.Instance).WithInvocationCount(1).WithUnrollFactor(1).WithIterationCount(10).WithId("SingleShot-InProcess"));
+}

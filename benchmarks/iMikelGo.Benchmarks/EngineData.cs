@@ -23,8 +23,11 @@ internal sealed class EngineData
     /// <summary>Built once per process (benchmarks run in process).</summary>
     public static EngineData Shared => LazyShared.Value;
 
-    private EngineData(AccountId account, IReadOnlyList<SignedEvent> events, ReplicaKey[] keys, string digest)
+    private readonly (SeriesPublished Series, OccurrenceId Occurrence)[] _occurrences;
+
+    private EngineData(AccountId account, IReadOnlyList<SignedEvent> events, ReplicaKey[] keys, string digest, (SeriesPublished Series, OccurrenceId Occurrence)[] occurrences)
     {
+        _occurrences = occurrences;
         Account = account;
         Events = events;
         Keys = keys;
@@ -61,7 +64,11 @@ internal sealed class EngineData
 
     public static ReplicaKey Key(string label) => ReplicaKey.FromPrivateScalar(SHA256.HashData(Encoding.UTF8.GetBytes("imikelgo-bench/" + label)));
 
-    public static EngineData Build(int total = EventCount, int seed = 20260901)
+    /// <summary>
+    /// Builds the account's log of <paramref name="total"/> events; <paramref name="extraSetup"/> is appended to the
+    /// school's first batch (e.g. its encryption key and a further device's enrollment).
+    /// </summary>
+    public static EngineData Build(int total = EventCount, int seed = 20260901, IReadOnlyList<LessonEvent>? extraSetup = null)
     {
         var rng = new Random(seed);
         var account = new AccountId("bench-anna");
@@ -82,6 +89,7 @@ internal sealed class EngineData
         setup.AddRange(students.Select(s => new StudentEnrolled(s, "Student " + s.Value)));
         setup.AddRange(series);
         setup.AddRange(keys.Skip(1).Select((k, i) => new DeviceEnrolled(k.Replica, $"device-{i + 1}", k.PublicKey)));
+        setup.AddRange(extraSetup ?? []);
         Require(school.RecordBatch(setup));
         foreach (var device in replicas.Skip(1))
         {
@@ -139,8 +147,25 @@ internal sealed class EngineData
             throw new InvalidOperationException($"generator produced {events.Count} events, {school.Ledger.Held().Count} held");
         }
 
-        return new EngineData(account, events, keys, school.Calendar.Digest());
+        return new EngineData(account, events, keys, school.Calendar.Digest(), occurrences);
     }
+
+    /// <summary>
+    /// A replica of <see cref="Keys"/>[<paramref name="index"/>] holding the whole log and continuing its own chain
+    /// where the generator stopped (to write further events of the same shape with <see cref="NextPayloads"/>).
+    /// </summary>
+    public Replica Continue(int index, TimeProvider? time = null)
+    {
+        var key = Keys[index];
+        var ledger = new Ledger();
+        Require(ledger.Ingest(Events));
+        var own = ledger.Applied.Where(e => e.Replica == key.Replica).MaxBy(e => e.Seq)!;
+        return new Replica(Account, key, ledger, time, new ChainPosition(own.Seq, own.Hash, own.Clock, own.Time));
+    }
+
+    /// <summary><paramref name="count"/> further payloads drawn like the generator's (held, absences, cancels, moves).</summary>
+    public List<LessonEvent> NextPayloads(Random rng, int count, bool bySchool = false) =>
+        [.. Enumerable.Range(0, count).Select(_ => Payload(rng, _occurrences, bySchool))];
 
     private static LessonEvent Payload(Random rng, (SeriesPublished Series, OccurrenceId Occurrence)[] occurrences, bool bySchool)
     {
@@ -162,6 +187,14 @@ internal sealed class EngineData
         if (!result.Succeeded)
         {
             throw new InvalidOperationException("generator: " + result.Error);
+        }
+    }
+
+    private static void Require(IngestReport report)
+    {
+        if (!report.IsClean)
+        {
+            throw new InvalidOperationException("generator: " + report.Refused.FirstOrDefault());
         }
     }
 }

@@ -4,7 +4,7 @@ using System.Globalization;
 namespace IMikelGo.Benchmarks;
 
 /// <summary>
-/// p50/p99 of one durable append (event + outbox entry, one transaction) through the vault and through plain
+/// p50/p95/p99 of one durable append (event + outbox entry, one transaction) through the vault and through plain
 /// SQLite, interleaved so both see the same disk and load (run with the argument <c>latency</c>).
 /// </summary>
 internal static class Latency
@@ -45,10 +45,18 @@ internal static class Latency
         }
     }
 
-    private static string Describe(string what, List<double> times)
+    /// <summary>"what: n, p50, p95, p99, max" of <paramref name="times"/> (milliseconds; sorted in place).</summary>
+    public static string Describe(string what, List<double> times)
     {
         times.Sort();
-        double P(double p) => times[Math.Min(times.Count - 1, (int)(p * times.Count))];
-        return string.Create(CultureInfo.InvariantCulture, $"{what}: n={times.Count} p50 {P(0.50):F3} ms, p99 {P(0.99):F3} ms, max {times[^1]:F3} ms");
+        return string.Create(CultureInfo.InvariantCulture,
+            $"{what}: n={times.Count} p50 {Percentile(times, 0.50):F3} ms, p95 {Percentile(times, 0.95):F3} ms, p99 {Percentile(times, 0.99):F3} ms, max {times[^1]:F3} ms");
+    }
+
+    /// <summary>The <paramref name="p"/> quantile (nearest rank) of <paramref name="times"/>, sorted in place.</summary>
+    public static double Percentile(List<double> times, double p)
+    {
+        times.Sort();
+        return times[Math.Min(times.Count - 1, (int)(p * times.Count))];
     }
 }

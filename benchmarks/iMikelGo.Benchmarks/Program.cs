@@ -16,6 +16,16 @@ internal static class Program
             return RelayLongPollMemory.Run(args.Length > 1 ? args[1] : "embedded");
         }
 
+        if (args.Length > 0 && args[0] == "publish")
+        {
+            return PublishSplits.Run(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 3);
+        }
+
+        if (args.Length > 0 && args[0] == "sync-latency")
+        {
+            return SyncLatency.Run(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 200);
+        }
+
         if (args.Length > 0 && args[0] == "latency")
         {
             return Latency.Run();

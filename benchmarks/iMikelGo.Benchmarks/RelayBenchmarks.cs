@@ -123,23 +123,13 @@ internal sealed class RelayWorld : IAsyncDisposable
             "postgres" => MartenMailboxStore.Create(new MartenMailboxOptions { ConnectionString = PostgresConnection(), SchemaName = "bench_" + Guid.NewGuid().ToString("N")[..8] }),
             _ => throw new ArgumentException("store: embedded or postgres", nameof(store)),
         };
-        var options = new RelayOptions { DataDirectory = data, StoreFactory = _ => mailbox, RateLimitBurst = 1_000_000, RateLimitPerSecond = 1_000_000 };
-        options.Urls.Add("https://127.0.0.1:0");
-        var builder = RelayHost.CreateBuilder(options);
-        builder.Logging.ClearProviders();
-        var app = RelayHost.Build(builder);
-        await app.StartAsync();
-        var baseAddress = new Uri(app.Urls.First());
-        var pin = app.Services.GetRequiredService<RelayCertificate>().Fingerprint;
+        var (app, baseAddress, pin) = await BenchRelay.StartAsync(data, mailbox);
         var deviceKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var deviceId = "bench-device-" + Guid.NewGuid().ToString("N")[..8];
         await mailbox.PutCallerAsync(new RelayCaller(deviceId, Account, deviceKey.ExportSubjectPublicKeyInfo(), IsSchool: false), CancellationToken.None);
         var client = RelayClient.Create(new RelayClientOptions { BaseAddress = baseAddress, PinnedCertificateSha256 = pin, MaxRetries = 0, AttemptTimeout = TimeSpan.FromSeconds(60) },
             new EcdsaRequestSigner(deviceKey, ownsKey: false, callerId: deviceId));
-        var handler = new SocketsHttpHandler { EnableMultipleHttp2Connections = true };
-        handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, _) =>
-            certificate is not null && string.Equals(RelayCertificate.FingerprintOf(certificate), pin, StringComparison.OrdinalIgnoreCase);
-        var http = new HttpClient(handler) { BaseAddress = baseAddress, DefaultRequestVersion = System.Net.HttpVersion.Version20 };
+        var http = BenchRelay.PinnedHttp(baseAddress, pin);
         return new RelayWorld(app, mailbox, data, deviceKey, deviceId, client, http);
     }
 
@@ -162,7 +152,7 @@ internal sealed class RelayWorld : IAsyncDisposable
     }
 
     /// <summary><c>IMIKELGO_POSTGRES</c>, else the connection printed by <c>scripts/pg-start.sh</c>.</summary>
-    private static string PostgresConnection()
+    public static string PostgresConnection()
     {
         var env = Environment.GetEnvironmentVariable("IMIKELGO_POSTGRES");
         if (!string.IsNullOrWhiteSpace(env))
@@ -170,18 +160,44 @@ internal sealed class RelayWorld : IAsyncDisposable
             return env;
         }
 
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "scripts", "pg-start.sh")))
-        {
-            dir = dir.Parent;
-        }
-
-        var script = dir is null ? Path.Combine(Environment.CurrentDirectory, "scripts", "pg-start.sh") : Path.Combine(dir.FullName, "scripts", "pg-start.sh");
+        var script = Path.Combine(Repository.Root, "scripts", "pg-start.sh");
         var psi = new ProcessStartInfo(script) { RedirectStandardOutput = true, UseShellExecute = false };
         using var process = Process.Start(psi)!;
         var output = process.StandardOutput.ReadToEnd();
         process.WaitForExit();
         return output.Trim().Split('\n')[^1];
+    }
+}
+
+/// <summary>The relay host on 127.0.0.1 (HTTPS, generated certificate, no logging, no rate limit) and a pinned HTTP/2 client.</summary>
+internal static class BenchRelay
+{
+    /// <summary>Starts <see cref="RelayHost"/> on <paramref name="store"/>; <paramref name="map"/> may add routes before the start.</summary>
+    public static async Task<(WebApplication App, Uri Address, string Pin)> StartAsync(
+        string data, IMailboxStore store, IEnumerable<SchoolRegistration>? schools = null, Action<WebApplication>? map = null)
+    {
+        var options = new RelayOptions { DataDirectory = data, StoreFactory = _ => store, RateLimitBurst = 1_000_000, RateLimitPerSecond = 1_000_000 };
+        options.Urls.Add("https://127.0.0.1:0");
+        foreach (var school in schools ?? [])
+        {
+            options.Schools.Add(school);
+        }
+
+        var builder = RelayHost.CreateBuilder(options);
+        builder.Logging.ClearProviders();
+        var app = RelayHost.Build(builder);
+        map?.Invoke(app);
+        await app.StartAsync();
+        return (app, new Uri(app.Urls.First()), app.Services.GetRequiredService<RelayCertificate>().Fingerprint);
+    }
+
+    /// <summary>A plain HTTP/2 client that accepts exactly the relay's certificate (no request signing, no resilience pipeline).</summary>
+    public static HttpClient PinnedHttp(Uri address, string pin)
+    {
+        var handler = new SocketsHttpHandler { EnableMultipleHttp2Connections = true };
+        handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, _) =>
+            certificate is not null && string.Equals(RelayCertificate.FingerprintOf(certificate), pin, StringComparison.OrdinalIgnoreCase);
+        return new HttpClient(handler) { BaseAddress = address, DefaultRequestVersion = System.Net.HttpVersion.Version20 };
     }
 }
 
