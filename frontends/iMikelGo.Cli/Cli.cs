@@ -45,6 +45,7 @@ internal static class Cli
         root.Subcommands.Add(UpdateCommands.Update(output, error));
         root.Subcommands.Add(RelayCommands.Build(output, error));
         root.Subcommands.Add(DeviceCommands.Build(output, error));
+        root.Subcommands.Add(SchoolCommands.Build(output, error));
         return root;
     }
 
