@@ -74,7 +74,17 @@ public sealed record LessonItem(
 /// <param name="Description">What happened, in words.</param>
 /// <param name="Winner">The event that prevailed.</param>
 /// <param name="Loser">The event that lost.</param>
-public sealed record ConflictItem(string LessonId, string Lesson, string Rule, string Description, string Winner, string Loser);
+/// <param name="WinnerSummary">The prevailing change in words.</param>
+/// <param name="LoserSummary">The other change in words.</param>
+public sealed record ConflictItem(string LessonId, string Lesson, string Rule, string Description, string Winner, string Loser, string WinnerSummary, string LoserSummary);
+
+/// <summary>A clash of a proposed move with the known timetable.</summary>
+/// <param name="SameRoom">True when the room is taken; false when the teacher has another lesson then.</param>
+/// <param name="Subject">The other lesson's subject.</param>
+/// <param name="Date">Its date.</param>
+/// <param name="Start">Its start.</param>
+/// <param name="Room">Its room.</param>
+public sealed record ClashItem(bool SameRoom, string Subject, DateOnly Date, TimeOnly Start, string Room);
 
 /// <summary>A device of the account.</summary>
 /// <param name="Id">The replica id.</param>
@@ -89,6 +99,13 @@ public sealed record DeviceItem(string Id, string Label, bool IsThisDevice, bool
 /// <param name="RemainingAttempts">Wrong entries left before the wipe.</param>
 public sealed record PinOutcome(bool Unlocked, bool Wiped, int RemainingAttempts);
 
+/// <summary>The outcome of a PIN change.</summary>
+/// <param name="Changed">True when the new PIN is in force.</param>
+/// <param name="Wiped">True when a wrong current PIN was the third strike: all data was deleted, demo mode.</param>
+/// <param name="RemainingAttempts">Wrong entries left before the wipe.</param>
+/// <param name="Error">Why the new PIN was not accepted (PIN policy; not counted as a strike), if so.</param>
+public sealed record PinChangeOutcome(bool Changed, bool Wiped, int RemainingAttempts, string? Error);
+
 /// <summary>Sync progress for the screen.</summary>
 /// <param name="Phase">"pulling", "received", "pushing", "pushed" or "completed".</param>
 /// <param name="Received">Events received so far.</param>
@@ -102,7 +119,8 @@ public sealed record SyncStep(string Phase, int Received, int Sent, int ToSend);
 /// <param name="Refused">Refused bundles or events, with the reason (tampering is refused, never applied).</param>
 /// <param name="ReceivedLines">Readable lines about what came in.</param>
 /// <param name="SentLines">Readable lines about what went out.</param>
-public sealed record SyncReport(int Received, int Sent, IReadOnlyList<string> Refused, IReadOnlyList<string> ReceivedLines, IReadOnlyList<string> SentLines);
+/// <param name="Wiped">True when the school had deactivated this device: all data was deleted, demo mode.</param>
+public sealed record SyncReport(int Received, int Sent, IReadOnlyList<string> Refused, IReadOnlyList<string> ReceivedLines, IReadOnlyList<string> SentLines, bool Wiped);
 
 /// <summary>The outcome of a recorded change.</summary>
 /// <param name="Ok">True when recorded.</param>
@@ -115,8 +133,8 @@ public sealed record ChangeResult(bool Ok, string? Error)
 
 /// <summary>
 /// Everything the screens need from the device: the vault (PIN, three-strike wipe, demo mode), enrollment, the
-/// teacher's calendar and its changes, sync, conflicts and devices. The host implements it over the engine and the
-/// encrypted store; a MAUI shell would implement it the same way (or adapt the shared TeacherDevice facade).
+/// teacher's calendar and its changes, sync, conflicts and devices. The host adapts the shared TeacherDevice facade
+/// (frontends/iMikelGo.Device) to it; a MAUI shell does the same.
 /// </summary>
 public interface ITeacherDevice
 {
@@ -141,8 +159,14 @@ public interface ITeacherDevice
     /// <summary>True when the last wipe was caused by wrong PINs and has not been acknowledged.</summary>
     bool WipedByWrongPins { get; }
 
+    /// <summary>True when the last wipe was the school's deactivation of this device and has not been acknowledged.</summary>
+    bool WipedBySchool { get; }
+
     /// <summary>Checks a PIN.</summary>
     Task<PinOutcome> UnlockAsync(string pin, CancellationToken cancellationToken);
+
+    /// <summary>Changes the PIN; a wrong current PIN counts as a strike (the third wipes, as at unlock).</summary>
+    Task<PinChangeOutcome> ChangePinAsync(string currentPin, string newPin, CancellationToken cancellationToken);
 
     /// <summary>Locks the device again.</summary>
     Task LockAsync(CancellationToken cancellationToken);
@@ -163,7 +187,7 @@ public interface ITeacherDevice
     Task<ChangeResult> CancelAsync(string lessonId, CancelReason reason, bool makeUpOwed, string? note, CancellationToken cancellationToken);
 
     /// <summary>Lessons that would clash with a move (same time, and the same room or the same teacher).</summary>
-    IReadOnlyList<LessonItem> Clashes(string lessonId, DateOnly date, TimeOnly start, int durationMinutes, string room);
+    IReadOnlyList<ClashItem> Clashes(string lessonId, DateOnly date, TimeOnly start, int durationMinutes, string room);
 
     /// <summary>Moves a lesson.</summary>
     Task<ChangeResult> MoveAsync(string lessonId, DateOnly date, TimeOnly start, int durationMinutes, string room, CancellationToken cancellationToken);

@@ -1,20 +1,35 @@
 using System.Net;
 using IMikelGo.App.Components;
-using IMikelGo.Store.Sqlite;
+using IMikelGo.Device;
 
 namespace IMikelGo.App;
 
-/// <summary>Builds the teacher app host: <c>--data DIR</c> (device folder), <c>--urls</c> (loopback only).</summary>
+/// <summary>What a host (or a test) sets beyond the command line.</summary>
+public sealed class TeacherAppOptions
+{
+    /// <summary>Adjusts the device options after <c>--data</c> was applied (enrollment channel, relay tuning, PBKDF2 cost in tests).</summary>
+    public Action<TeacherDeviceOptions>? ConfigureDevice { get; set; }
+
+    /// <summary>The clock (update expiry and deferral).</summary>
+    public TimeProvider Time { get; set; } = TimeProvider.System;
+}
+
+/// <summary>
+/// Builds the teacher app host: <c>--data DIR</c> (device folder), <c>--urls</c> (loopback only), and the update
+/// settings <c>--update-feed</c>, <c>--update-vendor-cert</c>, <c>--update-root</c>, <c>--update-channel</c>,
+/// <c>--app-version</c> (also from any other configuration source; docs/teacher-app.md).
+/// </summary>
 public static class TeacherAppHost
 {
     /// <summary>The default address.</summary>
     public const string DefaultUrl = "http://127.0.0.1:5187";
 
-    /// <summary>Creates the app; throws when asked to listen on anything but loopback.</summary>
-    public static WebApplication Create(string[] args, int? pbkdf2Iterations = null)
+    /// <summary>Opens the device, creates and starts the app, and starts the update check in the background.</summary>
+    /// <exception cref="ArgumentException">Asked to listen on anything but loopback.</exception>
+    public static async Task<WebApplication> StartAsync(string[] args, TeacherAppOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(args);
-        var data = Option(args, "--data") ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".imikelgo", "device");
+        options ??= new TeacherAppOptions();
         var urls = Option(args, "--urls") ?? DefaultUrl;
         foreach (var url in urls.Split(';', StringSplitOptions.RemoveEmptyEntries))
         {
@@ -25,42 +40,44 @@ public static class TeacherAppHost
             }
         }
 
+        var data = Path.GetFullPath(Option(args, "--data") ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".imikelgo", "device"));
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions
         {
             Args = args,
             ApplicationName = typeof(TeacherAppHost).Assembly.GetName().Name,
             ContentRootPath = AppContext.BaseDirectory,
         });
-        builder.WebHost.UseUrls(urls);
-        // Serve static assets from the build output too (not only after publish): no-op when the runtime manifest is absent.
-        builder.WebHost.UseStaticWebAssets();
-        builder.Services.AddRazorComponents().AddInteractiveServerComponents();
-        builder.Services.AddIMikelGoDeviceVault(o =>
+        var updateSettings = AppUpdateSettings.From(builder.Configuration, data);
+        var deviceOptions = new TeacherDeviceOptions { DataDirectory = data, Time = options.Time };
+        options.ConfigureDevice?.Invoke(deviceOptions);
+        var device = await TeacherDeviceAdapter.OpenAsync(deviceOptions, cancellationToken).ConfigureAwait(false);
+        WebApplication app;
+        try
         {
-            o.RootDirectory = Path.GetFullPath(data);
-            if (pbkdf2Iterations is { } n)
-            {
-                o.Pbkdf2Iterations = n;
-            }
-        });
-        builder.Services.AddSingleton<EngineTeacherDevice>();
-        builder.Services.AddSingleton<ITeacherDevice>(sp => sp.GetRequiredService<EngineTeacherDevice>());
-        builder.Services.AddScoped<UiText>();
+            builder.WebHost.UseUrls(urls);
+            // Serve static assets from the build output too (not only after publish): no-op when the runtime manifest is absent.
+            builder.WebHost.UseStaticWebAssets();
+            builder.Services.AddRazorComponents().AddInteractiveServerComponents();
+            builder.Services.AddSingleton(_ => device); // created by the container's factory, so disposed with it (vault closed)
+            builder.Services.AddSingleton<ITeacherDevice>(sp => sp.GetRequiredService<TeacherDeviceAdapter>());
+            builder.Services.AddSingleton(updateSettings);
+            builder.Services.AddSingleton(options.Time);
+            builder.Services.AddSingleton<AppUpdates>();
+            builder.Services.AddSingleton<IAppUpdates>(sp => sp.GetRequiredService<AppUpdates>());
+            builder.Services.AddScoped<UiText>();
+            app = builder.Build();
+            app.UseAntiforgery();
+            app.MapStaticAssets();
+            app.MapRazorComponents<Shell.App>().AddInteractiveServerRenderMode();
+        }
+        catch
+        {
+            await device.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
 
-        var app = builder.Build();
-        app.Lifetime.ApplicationStarted.Register(() => { });
-        app.UseAntiforgery();
-        app.MapStaticAssets();
-        app.MapRazorComponents<Shell.App>().AddInteractiveServerRenderMode();
-        return app;
-    }
-
-    /// <summary>Creates, initializes the device and starts the app.</summary>
-    public static async Task<WebApplication> StartAsync(string[] args, int? pbkdf2Iterations = null, CancellationToken cancellationToken = default)
-    {
-        var app = Create(args, pbkdf2Iterations);
-        await app.Services.GetRequiredService<EngineTeacherDevice>().InitializeAsync(cancellationToken).ConfigureAwait(false);
         await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        app.Services.GetRequiredService<AppUpdates>().StartCheck(app.Lifetime.ApplicationStopping);
         return app;
     }
 
