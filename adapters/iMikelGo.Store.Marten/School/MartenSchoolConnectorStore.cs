@@ -232,7 +232,7 @@ public sealed partial class MartenSchoolConnectorStore : ISchoolConnectorStore
         }
 
         await using var db = await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = Command(db, $"UPDATE {_outbox} SET acked = true WHERE hash = ANY($1) AND NOT acked", list);
+        await using var cmd = Command(db, $"UPDATE {_outbox} SET acked = true WHERE hash = ANY($1) AND NOT acked", (object)list);
         await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 

@@ -40,6 +40,7 @@ public sealed class SqliteSchoolConnectorStore : ISchoolConnectorStore
     /// <inheritdoc />
     public async Task<byte[]?> GetValueAsync(string name, CancellationToken cancellationToken)
     {
+        ArgumentException.ThrowIfNullOrEmpty(name);
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -55,6 +56,7 @@ public sealed class SqliteSchoolConnectorStore : ISchoolConnectorStore
     /// <inheritdoc />
     public async Task SetValueAsync(string name, byte[]? value, CancellationToken cancellationToken)
     {
+        ArgumentException.ThrowIfNullOrEmpty(name);
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -96,10 +98,25 @@ public sealed class SqliteSchoolConnectorStore : ISchoolConnectorStore
     public async Task<int> AppendEventsAsync(IReadOnlyList<StoredSchoolEvent> events, bool acknowledged, long? publishedImport, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(events);
+        for (var i = 0; i < events.Count; i++)
+        {
+            StoredSchoolEvents.Parse(events[i], i);
+        }
+
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             using var tx = Db.BeginTransaction();
+            if (publishedImport is { } version)
+            {
+                using var mark = Command("UPDATE imports SET published = 1 WHERE version = $v", ("$v", version));
+                mark.Transaction = tx;
+                if (await mark.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 0)
+                {
+                    throw new ArgumentException($"there is no import with version {version}; nothing was stored", nameof(publishedImport));
+                }
+            }
+
             var added = 0;
             using (var cmd = Command("INSERT INTO events(hash, account, replica, seq, line, acked) VALUES($h, $a, $r, $s, $l, $k) ON CONFLICT(hash) DO NOTHING",
                 ("$h", ""), ("$a", ""), ("$r", ""), ("$s", 0L), ("$l", ""), ("$k", acknowledged ? 1 : 0)))
@@ -114,13 +131,6 @@ public sealed class SqliteSchoolConnectorStore : ISchoolConnectorStore
                     cmd.Parameters["$l"].Value = e.Line;
                     added += await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
                 }
-            }
-
-            if (publishedImport is { } version)
-            {
-                using var mark = Command("UPDATE imports SET published = 1 WHERE version = $v", ("$v", version));
-                mark.Transaction = tx;
-                await mark.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
             }
 
             await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
@@ -181,6 +191,7 @@ public sealed class SqliteSchoolConnectorStore : ISchoolConnectorStore
     /// <inheritdoc />
     public async Task<IReadOnlySet<string>> UnacknowledgedAsync(string account, CancellationToken cancellationToken)
     {
+        ArgumentException.ThrowIfNullOrEmpty(account);
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -203,6 +214,8 @@ public sealed class SqliteSchoolConnectorStore : ISchoolConnectorStore
     /// <inheritdoc />
     public async Task<long> AddImportAsync(string format, string? solution, string content, CancellationToken cancellationToken)
     {
+        ArgumentException.ThrowIfNullOrEmpty(format);
+        ArgumentNullException.ThrowIfNull(content);
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {

@@ -1,0 +1,57 @@
+using FluentAssertions;
+using IMikelGo.Engine.Sync;
+using IMikelGo.Store.Marten.School;
+using Npgsql;
+using Xunit;
+
+namespace IMikelGo.School.Tests.Conformance;
+
+/// <summary>
+/// The conformance suite on the production store: real PostgreSQL (IMIKELGO_POSTGRES or a throwaway cluster, see
+/// <see cref="PostgresServer"/>; a missing PostgreSQL fails these tests with the reason), a fresh schema per test.
+/// </summary>
+public sealed class MartenSchoolConnectorStoreTests : SchoolConnectorStoreConformance
+{
+    private readonly string _schema = "conformance_" + Guid.NewGuid().ToString("N")[..12];
+
+    protected override async Task<ISchoolConnectorStore> OpenStoreAsync() =>
+        await MartenSchoolConnectorStore.OpenAsync(PostgresServer.ConnectionString, _schema, CancellationToken.None);
+
+    [Fact]
+    public async Task The_database_itself_refuses_a_second_copy_of_a_stored_event()
+    {
+        await using var store = await MartenSchoolConnectorStore.OpenAsync(PostgresServer.ConnectionString, _schema, CancellationToken.None);
+        var publisher = new Publishing.TimetablePublisher(Publishing.DerivedSchoolKeyStore.ForTests());
+        publisher.Publish(Json.Example());
+        var e = publisher.EventsOf(new Engine.AccountId("anna"))[0];
+        await store.AppendEventsAsync([new StoredSchoolEvent(e.Event.Hash.Hex, "anna", e.Event.Replica.Value, e.Event.Seq, e.ToLine())], false, null, CancellationToken.None);
+
+        await using var db = new NpgsqlConnection(PostgresServer.ConnectionString);
+        await db.OpenAsync();
+        foreach (var sql in new[]
+        {
+            $"INSERT INTO {_schema}.school_outbox(hash, account, acked) VALUES('{e.Event.Hash.Hex}', 'anna', false)",
+            $"INSERT INTO {_schema}.mt_doc_eventhashclaim(id, data, mt_version, mt_dotnet_type) VALUES('{e.Event.Hash.Hex}', '{{}}', gen_random_uuid(), 'x')",
+        })
+        {
+            await using var cmd = new NpgsqlCommand(sql, db);
+            (await FluentActions.Awaiting(() => cmd.ExecuteNonQueryAsync()).Should().ThrowAsync<PostgresException>())
+                .Which.SqlState.Should().Be(PostgresErrorCodes.UniqueViolation);
+        }
+    }
+
+    [Fact]
+    public async Task An_invalid_schema_name_or_an_unconfigured_document_store_is_refused()
+    {
+        await FluentActions.Awaiting(() => MartenSchoolConnectorStore.OpenAsync(PostgresServer.ConnectionString, "bad; drop", CancellationToken.None))
+            .Should().ThrowAsync<ArgumentException>().WithMessage("*bad; drop*schema*");
+        using var plain = Marten.DocumentStore.For(o =>
+        {
+            o.Connection(PostgresServer.ConnectionString);
+            o.DatabaseSchemaName = _schema;
+            o.AutoCreateSchemaObjects = JasperFx.AutoCreate.None;
+        });
+        await FluentActions.Awaiting(() => MartenSchoolConnectorStore.OpenAsync(plain, CancellationToken.None))
+            .Should().ThrowAsync<InvalidOperationException>().WithMessage("*MartenSchoolConnectorStore.Configure*");
+    }
+}
