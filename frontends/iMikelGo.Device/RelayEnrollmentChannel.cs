@@ -63,9 +63,9 @@ public sealed record SchoolEnrollmentCertificates(byte[] Root, byte[] Enrollment
 public sealed class RelayEnrollmentOptions
 {
     /// <summary>
-    /// Where the school's root and enrollment certificates come from. The relay does not serve them yet
-    /// (docs/relay.md, "Not yet"); without a source the channel refuses with
-    /// <see cref="EnrollmentRefusalReason.SchoolCertificatesUnavailable"/>.
+    /// Where the school's root and enrollment certificates come from; null (the default) = fetched from the relay named
+    /// and pinned by the enrollment code, where the school connector publishes them. Whatever the source, the root
+    /// must match the fingerprint in the enrollment code, so the relay cannot substitute them.
     /// </summary>
     public Func<EnrollmentUri, CancellationToken, Task<SchoolEnrollmentCertificates>>? SchoolCertificates { get; set; }
 
@@ -112,22 +112,6 @@ public sealed class RelayEnrollmentChannel(RelayEnrollmentOptions options) : IEn
         var pin = uri.RelayPin ?? _options.RelayCertificateSha256
             ?? throw Refused(EnrollmentRefusalReason.RelayNotTrusted, "the enrollment code carries no relay certificate fingerprint (relayPin); ask the school for a new code");
         var time = _options.Time;
-        var source = _options.SchoolCertificates
-            ?? throw Refused(EnrollmentRefusalReason.SchoolCertificatesUnavailable,
-                "the school's certificates are not available to this device (the relay does not serve them yet); enroll with the school's setup instead");
-
-        SchoolEnrollmentCertificates certificates;
-        try
-        {
-            certificates = await source(uri, cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is not OperationCanceledException and not EnrollmentRefusedException)
-        {
-            throw Refused(EnrollmentRefusalReason.SchoolCertificatesUnavailable, "the school's certificates could not be fetched: " + e.Message, e);
-        }
-
-        using var root = Load(certificates.Root, "root");
-        using var enrollmentCertificate = Load(certificates.Enrollment, "enrollment");
         using var ecdsa = ECDsa.Create();
         var pkcs8 = signingKey.ExportPkcs8();
         try
@@ -139,12 +123,6 @@ public sealed class RelayEnrollmentChannel(RelayEnrollmentOptions options) : IEn
             CryptographicOperations.ZeroMemory(pkcs8);
         }
 
-        using var enrollment = DeviceEnrollment.Start(uri, request.Device.Value, ecdsa, encryptionKey);
-        if (!enrollment.TryCreateRequest(root, enrollmentCertificate, request.SchoolPassword, time.GetUtcNow(), out var sealedRequest, out var sealError))
-        {
-            throw Refused(EnrollmentRefusalReason.InvalidAnswer, "the school's certificates do not match the enrollment code: " + sealError.Message);
-        }
-
         var relayOptions = new RelayClientOptions();
         _options.ConfigureRelay?.Invoke(relayOptions);
         relayOptions.BaseAddress = uri.Relay;
@@ -152,6 +130,21 @@ public sealed class RelayEnrollmentChannel(RelayEnrollmentOptions options) : IEn
         relayOptions.AllowUnpinnedCertificate = false;
         using var signer = new EcdsaRequestSigner(ecdsa, ownsKey: false, callerId: request.Device.Value);
         using var relay = RelayClient.Create(relayOptions, signer, time);
+
+        var certificates = await SchoolCertificatesAsync(relay, uri, cancellationToken).ConfigureAwait(false);
+        using var root = Load(certificates.Root, "root");
+        if (!string.Equals(Fingerprints.Of(root), uri.RootFingerprint, StringComparison.Ordinal))
+        {
+            throw Refused(EnrollmentRefusalReason.InvalidAnswer,
+                "the school root certificate the device received does not match the fingerprint in the enrollment code: it is not your school's (was it substituted on the way?); nothing was sent");
+        }
+
+        using var enrollmentCertificate = Load(certificates.Enrollment, "enrollment");
+        using var enrollment = DeviceEnrollment.Start(uri, request.Device.Value, ecdsa, encryptionKey);
+        if (!enrollment.TryCreateRequest(root, enrollmentCertificate, request.SchoolPassword, time.GetUtcNow(), out var sealedRequest, out var sealError))
+        {
+            throw Refused(EnrollmentRefusalReason.InvalidAnswer, "the school's certificates do not match the enrollment code: " + sealError.Message);
+        }
 
         string id;
         try
@@ -200,6 +193,37 @@ public sealed class RelayEnrollmentChannel(RelayEnrollmentOptions options) : IEn
         }
 
         return new EnrollmentGrant(identity.AccountId, uri.Relay, pin, peerKeys);
+    }
+
+    /// <summary>The school's certificates from <see cref="RelayEnrollmentOptions.SchoolCertificates"/>, else from the pinned relay.</summary>
+    private async Task<SchoolEnrollmentCertificates> SchoolCertificatesAsync(RelayClient relay, EnrollmentUri uri, CancellationToken cancellationToken)
+    {
+        if (_options.SchoolCertificates is { } source)
+        {
+            try
+            {
+                return await source(uri, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException and not EnrollmentRefusedException)
+            {
+                throw Refused(EnrollmentRefusalReason.SchoolCertificatesUnavailable, "the school's certificates could not be fetched: " + e.Message, e);
+            }
+        }
+
+        try
+        {
+            var published = await relay.GetSchoolCertificatesAsync(uri.SchoolId, cancellationToken).ConfigureAwait(false);
+            return new SchoolEnrollmentCertificates(published.Root, published.Enrollment);
+        }
+        catch (RelayException e) when (e.Problem is { Status: 404 })
+        {
+            throw Refused(EnrollmentRefusalReason.SchoolCertificatesUnavailable,
+                "the relay has no certificates of this school yet (the school's connector has not run); ask the school, then enroll again", e);
+        }
+        catch (RelayException e)
+        {
+            throw FromRelay(e, "fetching the school's certificates");
+        }
     }
 
     private async Task<EnrollmentStatus> PollAsync(RelayClient relay, string id, CancellationToken cancellationToken)

@@ -34,6 +34,12 @@ public sealed partial class TeacherDevice : IAsyncDisposable
     /// <summary>This device's replica id (null unless unlocked or demo).</summary>
     public ReplicaId? DeviceId => _replica?.Id ?? _demo?.Device.Id;
 
+    /// <summary>
+    /// The calendar digest of this device's replica of the account's log (lowercase hex SHA-256 of the merged calendar):
+    /// equal on every replica of the account, school included, that has applied the same events. Null unless unlocked.
+    /// </summary>
+    public string? Digest => _replica?.Replica.Calendar.Digest();
+
     /// <summary>The relay settings kept in the vault (null unless unlocked).</summary>
     public RelaySettings? Relay => _settings?.RelaySettings;
 

@@ -135,13 +135,21 @@ internal sealed partial class EnrollmentRelay : IDisposable
             return Results.NoContent(); // a retry: the first answer stands
         }
 
-        if (answer.Registration is { } registration)
+        if (answer.Registration is { } elsewhere && !string.Equals(answer.Account, auth.Account, StringComparison.Ordinal))
         {
-            if (!string.Equals(answer.Account, auth.Account, StringComparison.Ordinal))
+            // A device of another account of the school: that account's school caller registered it first (signed with
+            // the account's key); the enrollment caller may only confirm that registration, never make one elsewhere.
+            RelayService.TryKey(elsewhere.SigningKey, out var confirmed);
+            if (await store.GetCallerAsync(elsewhere.Device, ct) is not { IsSchool: false } registered
+                || !string.Equals(registered.Account, answer.Account, StringComparison.Ordinal)
+                || !registered.SigningKey.AsSpan().SequenceEqual(confirmed))
             {
-                return Problems.Forbidden("other-account", "A school registers devices only in its own account.");
+                return Problems.Forbidden("other-account",
+                    "A school registers devices only in its own account; a device of another account must first be registered there by that account's school.");
             }
-
+        }
+        else if (answer.Registration is { } registration)
+        {
             if (await store.GetCallerAsync(registration.Device, ct) is { } existing
                 && (existing.IsSchool || !string.Equals(existing.Account, auth.Account, StringComparison.Ordinal)))
             {

@@ -150,6 +150,7 @@ public static class RelayHost
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status429TooManyRequests);
         UpdateFeedEndpoint.Map(app);
+        SchoolCertificatesEndpoint.Map(app);
         app.MapWolverineEndpoints();
 
         var certificate = app.Services.GetRequiredService<RelayCertificate>();

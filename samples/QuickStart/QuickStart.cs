@@ -1,27 +1,22 @@
-using System.Collections.Immutable;
 using System.Diagnostics;
 using System.Globalization;
-using System.Reflection;
-using System.Security.Cryptography;
-using System.Text;
 using IMikelGo.Device;
 using IMikelGo.Engine;
-using IMikelGo.Engine.Chains;
 using IMikelGo.Engine.Events;
 using IMikelGo.Engine.Relay;
-using IMikelGo.Engine.Signing;
 using IMikelGo.Engine.Sync;
 using IMikelGo.Relay;
-using IMikelGo.Relay.Client;
-using IMikelGo.School.Import;
+using IMikelGo.School.Connector;
 using IMikelGo.School.Model;
-using IMikelGo.School.Publishing;
 using IMikelGo.Sealing;
+using IMikelGo.Store.Marten;
+using IMikelGo.Store.Marten.School;
 using IMikelGo.Store.Sqlite;
-using IMikelGo.Store.Sqlite.Sync;
+using IMikelGo.Store.Sqlite.School;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Npgsql;
 
 namespace IMikelGo.Samples.QuickStart;
 
@@ -29,12 +24,16 @@ namespace IMikelGo.Samples.QuickStart;
 public sealed class ExpectationFailedException(string message) : Exception(message);
 
 /// <summary>
-/// The whole system on one machine: relay, school connector with a real timetable, three teacher devices, sync,
-/// conflict, convergence, tamper refusal, wrong-PIN wipe and remote wipe. Exit 0 when every expectation holds.
+/// The whole system on one machine: relay, school connector with a real timetable, three teacher devices enrolled
+/// through the relay, sync, conflict, convergence, tamper refusal, wrong-PIN wipe and remote wipe. Exit 0 when every
+/// expectation holds.
 /// </summary>
 public static class QuickStart
 {
-    /// <summary>PBKDF2 iterations for the demo vaults (the production default is ≈500,000, ≈250 ms per unlock).</summary>
+    /// <summary>
+    /// PBKDF2 iterations for the demo vaults and the school passwords (the production defaults are ≈500,000 and 600,000,
+    /// ≈250 ms per unlock or check).
+    /// </summary>
     public const int DemoPbkdf2Iterations = 1_000;
 
     /// <summary>Runs the QuickStart. Arguments: <c>[--postgres] [--data DIR] [--timetable FILE.xml] [--generated]</c>.</summary>
@@ -106,56 +105,34 @@ public static class QuickStart
 
     internal sealed record RunOptions(bool Postgres, string DataDirectory, string Timetable, bool ForceGenerated, string RepositoryRoot);
 
-    /// <summary>One teacher account on the school side: its replica, relay identity, sync agent, license.</summary>
-    private sealed class SchoolAccount(AccountId account, SchoolTeacher teacher) : IDisposable
-    {
-        public AccountId Account { get; } = account;
-
-        public SchoolTeacher Teacher { get; } = teacher;
-
-        public required Replica Replica { get; init; }
-
-        public required EncryptionKeyPair Encryption { get; init; }
-
-        public Dictionary<ReplicaId, RecipientPublicKey> DeviceKeys { get; } = [];
-
-        public EcdsaRequestSigner? Signer { get; set; }
-
-        public RelayClient? Relay { get; set; }
-
-        public SchoolSyncReplica? Sync { get; set; }
-
-        public SyncAgent? Agent { get; set; }
-
-        public LicenseKey License { get; set; }
-
-        public string Password { get; set; } = "";
-
-        public string EnrollmentUri { get; set; } = "";
-
-        public void Dispose()
-        {
-            Agent?.Dispose();
-            Relay?.Dispose();
-            Signer?.Dispose();
-            Encryption.Dispose();
-        }
-    }
+    /// <summary>A teacher the QuickStart follows: the account and the license the school issued.</summary>
+    private sealed record Teacher(AccountId Account, string Name, IssuedLicense License);
 
     private sealed class Run(RunOptions options, TextWriter output) : IAsyncDisposable
     {
         private const string Pin = "4711";
-        private static readonly FieldInfo? ReplicaField = typeof(TeacherDevice).GetField("_replica", BindingFlags.Instance | BindingFlags.NonPublic);
-        private readonly InMemorySchoolKeyStore _keys = new();
-        private readonly List<SchoolAccount> _accounts = [];
+        private const string RelaySchema = "imikelgo_quickstart_relay";
+        private const string SchoolSchema = "imikelgo_quickstart_school";
         private readonly List<TeacherDevice> _devices = [];
         private readonly Stopwatch _clock = Stopwatch.StartNew();
-        private TimetablePublisher? _publisher;
+        private readonly SchoolConnectorSettings _settings = new()
+        {
+            Pbkdf2Iterations = DemoPbkdf2Iterations,
+            ConfigureRelay = o =>
+            {
+                o.RetryBaseDelay = TimeSpan.FromMilliseconds(20);
+                o.MaxRetries = 1;
+            },
+        };
+
+        private ISchoolConnectorStore? _schoolStore;
+        private SchoolConnector? _school;
         private WebApplication? _relay;
         private IMailboxStore? _store;
-        private Uri? _relayAddress;
-        private string _fingerprint = "";
+        private string? _postgres;
         private int _step;
+
+        private SchoolConnector School => _school!;
 
         public async Task ExecuteAsync(CancellationToken ct)
         {
@@ -167,14 +144,31 @@ public static class QuickStart
             Directory.CreateDirectory(options.DataDirectory);
             Say($"iMikelGo QuickStart — relay, school connector and three teacher devices on this machine (data: {Relative(options.DataDirectory)})");
 
-            // 1. School connector: import and publish.
-            Step("the school connector imports the timetable and publishes one signed log per teacher");
-            var (timetable, source) = LoadTimetable();
+            // 1. School connector: a new school, the import, the publish.
+            Step(options.Postgres
+                ? "the school connector (store: PostgreSQL via Marten) imports the timetable and publishes one signed log per teacher"
+                : "the school connector (store: embedded SQLite) imports the timetable and publishes one signed log per teacher");
+            if (options.Postgres)
+            {
+                _postgres = await PostgresConnectionAsync(ct).ConfigureAwait(false);
+                await DropSchemasAsync(_postgres, ct).ConfigureAwait(false);
+                _schoolStore = await MartenSchoolConnectorStore.OpenAsync(_postgres, SchoolSchema, ct).ConfigureAwait(false);
+                Line($"school store: PostgreSQL schema {SchoolSchema} (emptied for this run)");
+            }
+            else
+            {
+                var path = Path.Combine(options.DataDirectory, "school", "school.db");
+                Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+                _schoolStore = await SqliteSchoolConnectorStore.OpenAsync(path, ct).ConfigureAwait(false);
+                Line($"school store: {Relative(path)}");
+            }
+
+            var (timetable, source) = await ImportAsync(ct).ConfigureAwait(false);
             Line(source);
             Line($"{timetable.School}: {timetable.Teachers.Length} teachers, {timetable.Groups.Length} classes, {timetable.Rooms.Length} rooms, {timetable.Lessons.Length} weekly lessons, term {timetable.Term.Start:yyyy-MM-dd}…{timetable.Term.End:yyyy-MM-dd}");
-            _publisher = new TimetablePublisher(_keys);
-            var published = _publisher.Publish(timetable);
-            Line($"published {published.EventsRecorded} school-signed events into {published.AccountsOpened} teacher accounts: {string.Join(", ", published.ByType.Select(t => $"{t.Value} {t.Key}"))}");
+            var published = await School.PublishAsync(null, ct).ConfigureAwait(false);
+            Expect(published.Accounts == timetable.Teachers.Length, $"the publish opened one account per teacher ({published.Accounts} of {timetable.Teachers.Length})");
+            Line($"school {School.SchoolId} (root certificate {School.RootFingerprint[..16]}…): published {published.Events} school-signed events into {published.Accounts} teacher accounts: {string.Join(", ", published.ByType.OrderBy(t => t.Key, StringComparer.Ordinal).Select(t => $"{t.Value} {t.Key}"))}");
             var chosen = timetable.Teachers
                 .Select(t => (Teacher: t, Lessons: timetable.LessonsOf(t.Account).Count()))
                 .OrderByDescending(t => t.Lessons).ThenBy(t => t.Teacher.Account.Value, StringComparer.Ordinal)
@@ -182,66 +176,66 @@ public static class QuickStart
             Expect(chosen.Count == 2 && chosen.All(c => c.Lessons >= 3), "the timetable has two teachers with at least 3 weekly lessons");
             foreach (var (teacher, count) in chosen)
             {
-                var account = new SchoolAccount(teacher.Account, teacher)
-                {
-                    Replica = _publisher.ReplicaOf(teacher.Account),
-                    Encryption = EncryptionKeyPair.Generate(),
-                };
-                _accounts.Add(account);
-                var recorded = account.Replica.Record(new EncryptionKeyPublished([.. account.Encryption.PublicKey.Encoded.Span]));
-                Expect(recorded.Succeeded, $"the school publishes its encryption key in {teacher.Account}'s log ({recorded.Error})");
-                Line($"teacher {teacher.Name} (account {teacher.Account}): {count} weekly lessons, log of {account.Replica.Ledger.Applied.Count()} events");
+                Line($"teacher {teacher.Name} (account {teacher.Account}): {count} weekly lessons, log of {School.ReplicaOf(teacher.Account)!.Ledger.Applied.Count()} events");
             }
-
-            var (a, b) = (_accounts[0], _accounts[1]);
 
             // 2. Relay.
             Step(options.Postgres
                 ? "the relay starts in-process: HTTPS on a free 127.0.0.1 port, generated pinned certificate, PostgreSQL (Marten) mailbox store"
                 : "the relay starts in-process: HTTPS on a free 127.0.0.1 port, generated pinned certificate, embedded SQLite mailbox store");
-            await StartRelayAsync(ct).ConfigureAwait(false);
-            Line($"relay {_relayAddress}, certificate SHA-256 {_fingerprint[..16]}… (pinned by every client)");
-            Line($"store: {(options.Postgres ? "PostgreSQL via Marten" : Relative(Path.Combine(options.DataDirectory, "relay", "relay.db")))}; schools registered for accounts {a.Account}, {b.Account}");
-            foreach (var account in _accounts)
-            {
-                ConnectSchool(account);
-            }
+            var registrations = School.RelayRegistrations(School.Accounts);
+            await StartRelayAsync(registrations, ct).ConfigureAwait(false);
+            Line($"relay {_settings.RelayAddress}, certificate SHA-256 {_settings.RelayCertificateSha256![..16]}… (pinned by the connector and every device)");
+            Line($"store: {(options.Postgres ? $"PostgreSQL schema {RelaySchema}" : Relative(Path.Combine(options.DataDirectory, "relay", "relay.db")))}; {registrations.Count} school callers registered from connector.RelayRegistrations: one per account + the enrollment caller '{School.SchoolId}'");
+            await School.PublishCertificatesAsync(ct).ConfigureAwait(false);
+            Line("the connector publishes the school root and enrollment certificates at the relay (signed by its enrollment caller)");
 
             // 3. Licenses.
             Step("the school issues licenses: a license key, a school password and an enrollment QR code per teacher");
-            foreach (var account in _accounts)
+            var teachers = new List<Teacher>();
+            foreach (var (teacher, _) in chosen)
             {
-                account.License = LicenseKey.Generate();
-                account.Password = "Schule-" + Convert.ToHexString(RandomNumberGenerator.GetBytes(4));
-                account.EnrollmentUri = new EnrollmentUri(_relayAddress!, "es-ss-08", Convert.ToHexStringLower(SHA256.HashData(account.Replica.Ledger.Applied.First().Payload is AccountOpened opened ? opened.SchoolKey.AsSpan() : [])), account.License).ToString();
-                Line($"{account.Teacher.Name}: license {account.License.Value}, password {account.Password}");
+                var license = await School.IssueLicenseAsync(teacher.Account, ct).ConfigureAwait(false);
+                Expect(license.Uri.RelayPin == _settings.RelayCertificateSha256, "the enrollment code pins the relay certificate");
+                teachers.Add(new Teacher(teacher.Account, teacher.Name, license));
+                Line($"{teacher.Name}: license {license.License.Value}, password {license.Password} (only its hash is stored)");
             }
 
-            Line($"enrollment QR code of {a.Teacher.Name} ({a.EnrollmentUri}):");
-            Expect(Sealing.EnrollmentUri.TryParse(a.EnrollmentUri, out var parsedUri, out var uriError), $"the enrollment URI parses ({uriError})");
-            foreach (var qrLine in EnrollmentQrCode.ToTerminalText(parsedUri!).Split('\n'))
+            var (a, b) = (teachers[0], teachers[1]);
+            Line($"enrollment QR code of {a.Name} (school root and relay certificate pinned):");
+            Line($"  {a.License.Uri}");
+            foreach (var qrLine in a.License.QrTerminal().Split('\n'))
             {
                 output.WriteLine("    " + qrLine.TrimEnd('\r'));
             }
 
-            // 4. Enrollment.
-            Step($"three devices enroll (license + school password + new PIN); vault PBKDF2 lowered to {DemoPbkdf2Iterations:N0} iterations for the demo (default ≈500,000)");
+            // 4. Enrollment through the relay hand-off.
+            Step($"three devices enroll through the relay hand-off (license + school password + new PIN); PBKDF2 lowered to {DemoPbkdf2Iterations:N0} iterations for the demo vaults and school passwords");
+            Line("each device fetches the school's certificates from the relay, checks the root against the QR code, seals its request to the school; the connector pulls, checks the password, answers");
             var phone = await EnrollAsync(a, "phone", ct).ConfigureAwait(false);
             var laptop = await EnrollAsync(a, "laptop", ct).ConfigureAwait(false);
             var tablet = await EnrollAsync(b, "tablet", ct).ConfigureAwait(false);
-            var wrong = await OpenDeviceAsync(b, "stranger", ct).ConfigureAwait(false);
+            var stranger = await OpenDeviceAsync(b, "stranger", ct).ConfigureAwait(false);
             try
             {
-                await wrong.EnrollAsync(new EnrollmentInput(b.EnrollmentUri, b.License.Value, "wrong-password", Pin), ct).ConfigureAwait(false);
+                await WhileSchoolAnswersAsync(stranger.EnrollAsync(new EnrollmentInput(b.License.Uri.ToString(), b.License.License.Value, "wrong-password", Pin), ct), ct).ConfigureAwait(false);
                 throw new ExpectationFailedException("an enrollment with a wrong school password was accepted");
             }
             catch (EnrollmentRefusedException e)
             {
-                Line($"a fourth device with the wrong school password is refused: {e.Message}");
+                Expect(e.Reason == EnrollmentRefusalReason.WrongPassword, $"the wrong password is named as the reason ({e.Reason})");
+                Line($"a fourth device with the wrong school password is refused ({e.Reason}): {e.Message}");
             }
 
+            var enrolled = School.Devices().Where(d => d.Account == a.Account || d.Account == b.Account).ToList();
+            Expect(enrolled.Count == 3 && enrolled.All(d => d.HasEncryptionKey), $"the school lists the three devices with their keys ({enrolled.Count})");
+            Line($"school: {enrolled.Count} devices in the signed logs (DeviceEnrolled), each registered at the relay in its own account");
+
             // 5. First sync.
-            Step("first sync: every device receives its teacher's timetable through the relay (sealed per device, HPKE)");
+            Step("first sync: the connector seals each account's log for its devices' keys (HPKE) and every device receives its teacher's timetable");
+            var first = await School.SyncAsync(null, null, ct).ConfigureAwait(false);
+            Expect(first.Failures.Count == 0, $"the school's sync had no failures ({string.Join("; ", first.Failures)})");
+            Line($"school: synced {first.Accounts} accounts, sent {first.EventsSent} events (only accounts with enrolled devices have recipients)");
             await ConvergeAsync(a, [phone, laptop], ct).ConfigureAwait(false);
             await ConvergeAsync(b, [tablet], ct).ConfigureAwait(false);
             var week = FirstFullWeek(timetable.Term);
@@ -251,18 +245,23 @@ public static class QuickStart
             }
 
             var lessons = phone.Week(week).OrderBy(l => l.Date).ThenBy(l => l.Start).ToList();
-            Expect(lessons.Count >= 3 && lessons.Count == laptop.Week(week).Count, $"both devices of {a.Teacher.Name} show the same week with ≥3 lessons");
+            Expect(lessons.Count >= 3 && lessons.Count == laptop.Week(week).Count, $"both devices of {a.Name} show the same week with ≥3 lessons");
+            Expect(tablet.Week(week).Count > 0, $"the tablet shows {b.Name}'s week");
             foreach (var lesson in lessons.Take(4))
             {
                 Line($"  {lesson.Date:ddd yyyy-MM-dd} {lesson.Start:HH\\:mm} {lesson.DurationMinutes}′ {lesson.Subject,-24} {lesson.Room,-10} {string.Join(", ", lesson.Students.Select(s => s.Name))}");
             }
 
             // 6. Offline changes.
-            Step($"offline on both devices of {a.Teacher.Name} (no sync): an absence, a held note, and a conflicting pair — cancel vs move of the same lesson");
-            var (first, contested, third) = (lessons[0], lessons[1], lessons[2]);
-            var student = first.Students[0];
-            Changed(await phone.RecordAbsenceAsync(first.Occurrence, student.Id, excused: true, "krank", ct).ConfigureAwait(false),
-                $"phone : {student.Name} absent (excused) at {Describe(first)}");
+            Step($"offline on both devices of {a.Name} (no sync): an absence, a held note, and a conflicting pair — cancel vs move of the same lesson");
+            var withStudents = lessons.Where(l => l.Students.Count > 0).ToList();
+            Expect(withStudents.Count > 0, "a lesson of the week has students");
+            var firstLesson = withStudents[0];
+            var others = lessons.Where(l => l.Occurrence != firstLesson.Occurrence).ToList();
+            var (contested, third) = (others[0], others[1]);
+            var student = firstLesson.Students[0];
+            Changed(await phone.RecordAbsenceAsync(firstLesson.Occurrence, student.Id, excused: true, "krank", ct).ConfigureAwait(false),
+                $"phone : {student.Name} absent (excused) at {Describe(firstLesson)}");
             Changed(await phone.CancelAsync(contested.Occurrence, CancellationReason.TeacherIll, makeUpOwed: true, "Lehrkraft krank", ct).ConfigureAwait(false),
                 $"phone : CANCEL {Describe(contested)} (teacher ill, make-up owed)");
             var (moveDate, moveStart) = FreeSlot(laptop, contested);
@@ -273,7 +272,7 @@ public static class QuickStart
             Line($"pending: phone {await phone.PendingCountAsync(ct).ConfigureAwait(false)}, laptop {await laptop.PendingCountAsync(ct).ConfigureAwait(false)} events");
 
             // 7. Sync everyone.
-            Step("everyone syncs: the school and the devices exchange sealed bundles through the relay");
+            Step("everyone syncs: the school connector and the devices exchange sealed bundles through the relay");
             foreach (var (device, name) in new[] { (phone, "phone"), (laptop, "laptop") })
             {
                 var r = await device.SyncAsync(null, ct).ConfigureAwait(false);
@@ -281,6 +280,9 @@ public static class QuickStart
                 Line($"{name,-7} sent {r.Sent}, received {r.Received}, new conflicts {r.NewConflicts}");
             }
 
+            var schoolSync = await School.SyncAsync(a.Account, null, ct).ConfigureAwait(false);
+            Expect(schoolSync.Failures.Count == 0 && schoolSync.EventsReceived >= 4, $"the school received the four teacher events ({schoolSync.EventsReceived}; {string.Join("; ", schoolSync.Failures)})");
+            Line($"school  received {schoolSync.EventsReceived} teacher events, stored exactly once");
             await ConvergeAsync(a, [phone, laptop], ct).ConfigureAwait(false);
             await ConvergeAsync(b, [tablet], ct).ConfigureAwait(false);
             var onPhone = phone.Conflicts();
@@ -294,35 +296,37 @@ public static class QuickStart
             var l2 = laptop.Week(week).Single(l => l.Occurrence == contested.Occurrence);
             Expect(p.Status == l2.Status && p.HasConflict && l2.HasConflict, "the contested lesson has the same status on both devices");
             Line($"the contested lesson on both devices: {p.Status}{(p.MakeUpOwed ? " (make-up owed)" : "")}");
-            var absent = laptop.Week(week).Single(l => l.Occurrence == first.Occurrence).Students.Single(s => s.Id == student.Id);
+            var absent = laptop.Week(week).Single(l => l.Occurrence == firstLesson.Occurrence).Students.Single(s => s.Id == student.Id);
             Expect(absent.Absent == true, "the laptop shows the absence recorded on the phone");
             Line($"the laptop shows the phone's absence: {absent.Name} excused");
-            var schoolLesson = a.Replica.Calendar.Lessons().Single(l => l.Occurrence == first.Occurrence);
-            Expect(schoolLesson.Absent.ContainsKey(student.Id.Value), "the school's replica has the absence too");
-            Line("the school's replica has the absence too (for payroll and reports)");
+            var report = School.Report();
+            var absences = report.Absences.Where(x => x.Account == a.Account.Value).Sum(x => x.Absences);
+            var cancellations = report.Cancellations.Where(x => x.Account == a.Account.Value).Sum(x => x.Cancellations);
+            Expect(absences == 1 && cancellations == 1, $"the school's report has the absence and the cancellation (absences {absences}, cancellations {cancellations})");
+            Line($"the school's report (payroll and fees): {a.Account} 1 absence, 1 cancellation with make-up owed; {report.Reschedules.Count(x => x.Account == a.Account.Value && !x.BySchool)} reschedule by a teacher (overruled, still logged)");
 
             // 8. Convergence.
             Step("convergence: every replica of an account computes the same calendar digest");
-            foreach (var (account, devices) in new[] { (a, new[] { (phone, "phone"), (laptop, "laptop") }), (b, new[] { (tablet, "tablet") }) })
+            foreach (var (teacher, devices) in new[] { (a, new[] { (phone, "phone"), (laptop, "laptop") }), (b, new[] { (tablet, "tablet") }) })
             {
-                var school = account.Replica.Calendar.Digest();
-                Line($"{account.Account}: school  {school}");
+                var school = SchoolDigest(teacher);
+                Line($"{teacher.Account}: school  {school}");
                 foreach (var (device, name) in devices)
                 {
-                    var digest = DigestOf(device);
-                    Line($"{account.Account}: {name,-7} {digest}");
-                    Expect(digest == school, $"{name} of {account.Account} converged with the school (digest {digest[..12]} vs {school[..12]})");
+                    var digest = device.Digest ?? "";
+                    Line($"{teacher.Account}: {name,-7} {digest}");
+                    Expect(digest == school, $"{name} of {teacher.Account} converged with the school (digest {digest[..Math.Min(12, digest.Length)]} vs {school[..12]})");
                 }
             }
 
             Line("all replicas converged.");
 
             // 9. Tamper.
-            Step("tamper: one flipped byte in a sealed bundle is refused, locally and through the relay");
+            Step("tamper: one flipped bit in a sealed bundle is refused, locally and when a compromised relay serves it");
             await TamperAsync(a, phone, ct).ConfigureAwait(false);
 
             // 10. Wrong PIN.
-            Step($"three wrong PINs on {b.Teacher.Name}'s tablet: the vault is wiped and the app falls back to demo mode");
+            Step($"three wrong PINs on {b.Name}'s tablet: the vault is wiped and the app falls back to demo mode");
             await tablet.LockAsync(ct).ConfigureAwait(false);
             Expect(tablet.State == DeviceState.Locked, "the tablet is locked");
             foreach (var pin in new[] { "0000", "1234", "9999" })
@@ -338,11 +342,11 @@ public static class QuickStart
             Line("the right PIN no longer unlocks anything; sync needs a new enrollment");
 
             // 11. Remote wipe.
-            Step($"remote wipe: the school deactivates {a.Teacher.Name}'s laptop; at its next sync it erases its data and acknowledges");
+            Step($"remote wipe: the school deactivates {a.Name}'s laptop (connector.WipeAsync); at its next sync it erases its data and acknowledges");
             var laptopId = laptop.DeviceId!.Value;
-            Expect(a.Replica.Record(new DeviceRevoked(laptopId, "lost on the train")).Succeeded, "the school records the revocation");
-            await a.Relay!.RevokeAsync(a.Account.Value, new RevocationRequest(laptopId.Value, "lost on the train"), ct).ConfigureAwait(false);
-            Line($"school: revoked {laptopId.Value[..12]}… in the signed log and at the relay");
+            var revoked = await School.WipeAsync(a.Account, laptopId, "lost on the train", ct).ConfigureAwait(false);
+            Expect(revoked.Count == 1 && revoked[0] == laptopId, "the connector revoked exactly the laptop");
+            Line($"school: revoked {laptopId.Value[..12]}… in the signed log (DeviceRevoked) and at the relay");
             var wiped = await laptop.SyncAsync(null, ct).ConfigureAwait(false);
             Expect(wiped.Wiped && laptop.State == DeviceState.Demo && laptop.LastWipe?.Reason == WipeReason.RemoteDeactivation, $"the laptop wiped itself (wiped {wiped.Wiped}, state {laptop.State})");
             Expect(VaultFiles("laptop").Count == 0, "no vault file is left in the laptop's folder");
@@ -352,49 +356,54 @@ public static class QuickStart
             await ConvergeAsync(a, [phone], ct).ConfigureAwait(false);
             var seen = phone.Devices().Single(d => d.Id == laptopId);
             Expect(seen.Revoked, "the phone sees the laptop revoked");
-            Line($"phone: sees the laptop revoked (\"{seen.RevocationReason}\") and keeps working; digest {DigestOf(phone)[..12]} = school {a.Replica.Calendar.Digest()[..12]}");
-            Expect(DigestOf(phone) == a.Replica.Calendar.Digest(), "the phone and the school still converge after the wipe");
+            Expect(School.Devices().Single(d => d.Device == laptopId).Revoked, "the school lists the laptop as revoked");
+            Line($"phone: sees the laptop revoked (\"{seen.RevocationReason}\") and keeps working; digest {phone.Digest![..12]} = school {SchoolDigest(a)[..12]}");
+            Expect(phone.Digest == SchoolDigest(a), "the phone and the school still converge after the wipe");
         }
 
-        private (SchoolTimetable Timetable, string Source) LoadTimetable()
+        private async Task<(SchoolTimetable Timetable, string Source)> ImportAsync(CancellationToken ct)
         {
             if (!options.ForceGenerated && File.Exists(options.Timetable))
             {
-                var loaded = new XhsttSchoolDataSource(options.Timetable).Load();
-                return (loaded, $"real timetable: {Relative(options.Timetable)} (XHSTT, first solution group)");
+                _school = await SchoolConnector.InitAsync(_schoolStore!, "es-ss-08", _settings, ct).ConfigureAwait(false);
+                var imported = await School.ImportFileAsync(options.Timetable, null, ct).ConfigureAwait(false);
+                return (imported, $"real timetable: {Relative(options.Timetable)} (XHSTT, first solution group), imported with connector.ImportFileAsync");
             }
 
             var why = options.ForceGenerated ? "--generated was given" : $"{Relative(options.Timetable)} was NOT found";
-            return (GeneratedSchool.Create(),
-                $"NOTE: {why}: using a GENERATED school of the same shape as ES-SS-08 (66 teachers, 21 classes, 4 rooms, 5 days × 7 periods of 55′), not the real timetable");
+            _school = await SchoolConnector.InitAsync(_schoolStore!, "generated-school", _settings, ct).ConfigureAwait(false);
+            var generated = await School.ImportAsync("json", GeneratedSchool.Json(), null, ct).ConfigureAwait(false);
+            return (generated,
+                $"NOTE: {why}: using a GENERATED school of the same shape as ES-SS-08 (66 teachers, 21 classes, 4 rooms, 5 days × 7 periods of 55′), not the real timetable; imported as JSON");
         }
 
-        private async Task StartRelayAsync(CancellationToken ct)
+        private async Task StartRelayAsync(IReadOnlyList<(string Account, string Caller, string SigningKey)> registrations, CancellationToken ct)
         {
             var relayOptions = new RelayOptions
             {
                 DataDirectory = Path.Combine(options.DataDirectory, "relay"),
                 Store = options.Postgres ? RelayStoreKind.Postgres : RelayStoreKind.Embedded,
-                ConnectionString = options.Postgres ? await PostgresConnectionAsync(ct).ConfigureAwait(false) : null,
+                ConnectionString = _postgres,
                 RateLimitBurst = 10_000,
                 RateLimitPerSecond = 10_000,
             };
             relayOptions.Urls.Add("https://127.0.0.1:0");
-            foreach (var account in _accounts)
+            foreach (var (account, caller, key) in registrations)
             {
-                var key = _keys.KeyFor(account.Account);
-                relayOptions.Schools.Add(new SchoolRegistration(account.Account.Value, key.Replica.Value, Convert.ToBase64String(key.PublicKey.AsSpan())));
+                relayOptions.Schools.Add(new SchoolRegistration(account, caller, key));
             }
 
-            _store = RelayHost.CreateStore(relayOptions);
+            _store = options.Postgres
+                ? MartenMailboxStore.Create(new MartenMailboxOptions { ConnectionString = _postgres!, SchemaName = RelaySchema })
+                : RelayHost.CreateStore(relayOptions);
             var store = _store;
             relayOptions.StoreFactory = _ => store;
             var builder = RelayHost.CreateBuilder(relayOptions);
             builder.Logging.ClearProviders();
             _relay = RelayHost.Build(builder);
             await _relay.StartAsync(ct).ConfigureAwait(false);
-            _relayAddress = new Uri(_relay.Urls.First());
-            _fingerprint = _relay.Services.GetRequiredService<RelayCertificate>().Fingerprint;
+            _settings.RelayAddress = new Uri(_relay.Urls.First());
+            _settings.RelayCertificateSha256 = _relay.Services.GetRequiredService<RelayCertificate>().Fingerprint;
         }
 
         private async Task<string> PostgresConnectionAsync(CancellationToken ct)
@@ -424,84 +433,73 @@ public static class QuickStart
             return last.Trim();
         }
 
-        private void ConnectSchool(SchoolAccount account)
+        /// <summary>Every run starts from empty QuickStart schemas (the embedded stores start from an emptied folder).</summary>
+        private static async Task DropSchemasAsync(string connectionString, CancellationToken ct)
         {
-            var pkcs8 = _keys.KeyFor(account.Account).ExportPkcs8();
-            try
-            {
-                account.Signer = EcdsaRequestSigner.FromPkcs8(pkcs8);
-            }
-            finally
-            {
-                CryptographicOperations.ZeroMemory(pkcs8);
-            }
-
-            account.Relay = RelayClient.Create(RelayClientOptions(), account.Signer);
-            account.Sync = new SchoolSyncReplica(account.Replica, account.Encryption, account.DeviceKeys);
-            account.Agent = new SyncAgent(account.Relay, account.Sync);
+            await using var data = NpgsqlDataSource.Create(connectionString);
+            await using var command = data.CreateCommand($"DROP SCHEMA IF EXISTS {RelaySchema} CASCADE; DROP SCHEMA IF EXISTS {SchoolSchema} CASCADE;");
+            await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
         }
 
-        private RelayClientOptions RelayClientOptions() => new()
-        {
-            BaseAddress = _relayAddress!,
-            PinnedCertificateSha256 = _fingerprint,
-            RetryBaseDelay = TimeSpan.FromMilliseconds(20),
-            MaxRetries = 1,
-        };
-
-        private async Task<TeacherDevice> OpenDeviceAsync(SchoolAccount account, string label, CancellationToken ct)
+        private async Task<TeacherDevice> OpenDeviceAsync(Teacher teacher, string label, CancellationToken ct)
         {
             var device = await TeacherDevice.OpenAsync(new TeacherDeviceOptions
             {
                 DataDirectory = DeviceFolder(label),
                 Pbkdf2Iterations = DemoPbkdf2Iterations,
-                DeviceLabel = $"{account.Teacher.Name} {label}",
-                Enrollment = new DelegateEnrollmentChannel(SchoolEnrollAsync),
+                DeviceLabel = $"{teacher.Name} {label}",
                 ConfigureRelay = o =>
                 {
                     o.RetryBaseDelay = TimeSpan.FromMilliseconds(20);
                     o.MaxRetries = 1;
+                },
+                ConfigureRelayEnrollment = o =>
+                {
+                    o.FirstPollDelay = TimeSpan.FromMilliseconds(25);
+                    o.MaxPollDelay = TimeSpan.FromMilliseconds(200);
+                    o.Timeout = TimeSpan.FromSeconds(60);
                 },
             }, ct).ConfigureAwait(false);
             _devices.Add(device);
             return device;
         }
 
-        private async Task<TeacherDevice> EnrollAsync(SchoolAccount account, string label, CancellationToken ct)
+        private async Task<TeacherDevice> EnrollAsync(Teacher teacher, string label, CancellationToken ct)
         {
-            var device = await OpenDeviceAsync(account, label, ct).ConfigureAwait(false);
-            var id = await device.EnrollAsync(new EnrollmentInput(account.EnrollmentUri, account.License.Value, account.Password, Pin), ct).ConfigureAwait(false);
-            Expect(device.State == DeviceState.Unlocked, $"{label} is enrolled and unlocked");
-            Line($"{label,-7} of {account.Teacher.Name}: device {id.Value[..12]}…, encrypted vault {Relative(VaultFiles(label).OrderBy(f => f.Length).FirstOrDefault() ?? DeviceFolder(label))}");
+            var device = await OpenDeviceAsync(teacher, label, ct).ConfigureAwait(false);
+            var enrolling = device.EnrollAsync(new EnrollmentInput(teacher.License.Uri.ToString(), teacher.License.License.Value, teacher.License.Password, Pin), ct);
+            var outcomes = await WhileSchoolAnswersAsync(enrolling, ct).ConfigureAwait(false);
+            var id = await enrolling.ConfigureAwait(false);
+            Expect(device.State == DeviceState.Unlocked && device.Account == teacher.Account.Value, $"{label} is enrolled in {teacher.Account} and unlocked");
+            var approved = outcomes.SingleOrDefault(o => o.Approved && o.Device == id);
+            Expect(approved is not null, $"the connector approved {label}");
+            var peers = School.Devices().Count(d => d.Account == teacher.Account && d.Device != id);
+            Line($"{label,-7} of {teacher.Name}: device {id.Value[..12]}… approved by the connector ({peers} peer key(s) in the answer), encrypted vault {Relative(VaultFiles(label).OrderBy(f => f.Length).FirstOrDefault() ?? DeviceFolder(label))}");
             return device;
         }
 
-        /// <summary>
-        /// The school's enrollment decision, in-process (simplified: the relay hand-off of the sealed request is not used
-        /// yet): checks license and password, registers the device at the relay, enrolls it in the account's signed log.
-        /// </summary>
-        private async Task<EnrollmentGrant> SchoolEnrollAsync(EnrollmentRequest request, CancellationToken ct)
+        /// <summary>The school connector's enrollment loop (as its host runs it) while a device waits for its answer.</summary>
+        private async Task<List<EnrollmentOutcome>> WhileSchoolAnswersAsync(Task deviceWaiting, CancellationToken ct)
         {
-            var account = _accounts.FirstOrDefault(x => x.License.Value == request.LicenseKey);
-            if (account is null || !CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(request.SchoolPassword), Encoding.UTF8.GetBytes(account.Password)))
+            var outcomes = new List<EnrollmentOutcome>();
+            while (!deviceWaiting.IsCompleted)
             {
-                throw new EnrollmentRefusedException("wrong license key or school password");
+                outcomes.AddRange(await School.ProcessEnrollmentsAsync(ct).ConfigureAwait(false));
+                await Task.WhenAny(deviceWaiting, Task.Delay(25, ct)).ConfigureAwait(false);
             }
 
-            await account.Relay!.RegisterDeviceAsync(account.Account.Value, new DeviceRegistration(request.Device.Value, Convert.ToBase64String(request.SigningKey.AsSpan())), ct).ConfigureAwait(false);
-            var recorded = _publisher!.EnrollDevice(account.Account, request.Device, request.Label, request.SigningKey);
-            Expect(recorded.Succeeded, $"the school enrolls the device in the log ({recorded.Error})");
-            var peers = account.Sync!.Recipients();
-            account.DeviceKeys[request.Device] = request.EncryptionKey;
-            return new EnrollmentGrant(account.Account.Value, _relayAddress!, _fingerprint, peers);
+            await deviceWaiting.ConfigureAwait(false);
+            return outcomes;
         }
 
         /// <summary>Rounds of school → devices until nothing moves.</summary>
-        private static async Task ConvergeAsync(SchoolAccount account, TeacherDevice[] devices, CancellationToken ct)
+        private async Task ConvergeAsync(Teacher teacher, TeacherDevice[] devices, CancellationToken ct)
         {
             for (var round = 0; round < 6; round++)
             {
-                var moved = (await account.Agent!.SyncAsync(null, ct).ConfigureAwait(false)).EventsReceived;
+                var school = await School.SyncAsync(teacher.Account, null, ct).ConfigureAwait(false);
+                Expect(school.Failures.Count == 0, $"the school's sync of {teacher.Account} failed: {string.Join("; ", school.Failures)}");
+                var moved = school.EventsReceived;
                 foreach (var device in devices)
                 {
                     var result = await device.SyncAsync(null, ct).ConfigureAwait(false);
@@ -516,33 +514,40 @@ public static class QuickStart
             }
         }
 
-        private async Task TamperAsync(SchoolAccount account, TeacherDevice phone, CancellationToken ct)
+        private string SchoolDigest(Teacher teacher) => School.ReplicaOf(teacher.Account)!.Calendar.Digest();
+
+        private async Task TamperAsync(Teacher teacher, TeacherDevice phone, CancellationToken ct)
         {
-            var events = account.Replica.Ledger.Export(account.Account).Where(e => e.Event.Replica == account.Replica.Id).TakeLast(3).ToList();
+            var replica = School.ReplicaOf(teacher.Account)!;
+            var events = replica.Ledger.Export(teacher.Account).Where(e => e.Event.Replica == replica.Id).TakeLast(3).ToList();
             using var auditor = EncryptionKeyPair.Generate();
-            var sealedBundle = EventBundles.Seal(account.Replica.Id, events, [auditor.PublicKey]);
-            var bytes = sealedBundle.Bytes.ToArray();
-            Expect(EventBundles.TryOpen(bytes, account.Account, auditor, seen: null, out var opened, out var error), $"the intact bundle opens ({error})");
-            Line($"intact bundle: {bytes.Length} bytes, opens to {opened!.Count} signed events");
+            var bytes = EventBundles.Seal(replica.Id, events, [auditor.PublicKey]).Bytes.ToArray();
+            Expect(EventBundles.TryOpen(bytes, teacher.Account, auditor, seen: null, out var opened, out var error), $"the intact bundle opens ({error})");
+            Line($"intact bundle: {bytes.Length} bytes, opens to {opened!.Count} school-signed events");
             var at = bytes.Length / 2;
             bytes[at] ^= 0x01;
             Line($"flip one bit of byte {at}: 0x{bytes[at] ^ 0x01:x2} → 0x{bytes[at]:x2}");
-            Expect(!EventBundles.TryOpen(bytes, account.Account, auditor, seen: null, out _, out error), "the tampered bundle is refused");
+            Expect(!EventBundles.TryOpen(bytes, teacher.Account, auditor, seen: null, out _, out error), "the tampered bundle is refused");
             Line($"refused locally: {error}");
 
-            // The same through the relay: the school pushes a tampered bundle sealed for the phone.
-            var recipients = account.Sync!.Recipients();
-            var forPhone = EventBundles.Seal(account.Replica.Id, events, [recipients[phone.DeviceId!.Value]]).Bytes.ToArray();
-            forPhone[forPhone.Length / 2] ^= 0x01;
-            var pushed = await account.Relay!.PushAsync(account.Account.Value, forPhone, ct).ConfigureAwait(false);
-            Line($"school pushes a tampered bundle sealed for the phone through the relay ({forPhone.Length} bytes, relay position {pushed.Position})");
+            // A compromised relay writes a tampered bundle into the mailbox: school events sealed for the phone's published key.
+            var keys = replica.Ledger.RecipientKeys(teacher.Account);
+            RecipientPublicKey? phoneKey = null;
+            Expect(keys.TryGetValue(phone.DeviceId!.Value, out var encoded) && RecipientPublicKey.TryParse(encoded.AsSpan(), out phoneKey, out _),
+                "the school knows the phone's published encryption key");
+            var forPhone = EventBundles.Seal(replica.Id, events, [phoneKey!]);
+            var tampered = forPhone.Bytes.ToArray();
+            tampered[tampered.Length / 2] ^= 0x01;
+            var stored = await _store!.AppendAsync(teacher.Account.Value, forPhone.BundleId, replica.Id.Value, tampered, ct).ConfigureAwait(false);
+            Line($"the relay's store now serves a tampered bundle sealed for the phone ({tampered.Length} bytes, mailbox position {stored.Position})");
+            var before = phone.Digest;
             var result = await phone.SyncAsync(null, ct).ConfigureAwait(false);
             Expect(result.Refused.Count >= 1 && result.Received == 0, $"the phone refuses the tampered bundle (refused {result.Refused.Count}, received {result.Received})");
             Line($"phone refuses it, nothing applied: {result.Refused[0]}");
             var after = await phone.SyncAsync(null, ct).ConfigureAwait(false);
             Expect(after.Refused.Count == 0, "the next sync carries on past the refused bundle");
-            Expect(DigestOf(phone) == account.Replica.Calendar.Digest(), "the phone's calendar is unchanged by the tampered bundle");
-            Line($"next sync is clean; phone digest unchanged ({DigestOf(phone)[..12]})");
+            Expect(phone.Digest == before && phone.Digest == SchoolDigest(teacher), "the phone's calendar is unchanged by the tampered bundle");
+            Line($"next sync is clean; phone digest unchanged ({phone.Digest![..12]})");
         }
 
         private static (DateOnly Date, TimeOnly Start) FreeSlot(TeacherDevice device, WeekLesson lesson)
@@ -568,15 +573,6 @@ public static class QuickStart
             var monday = term.Start.AddDays((8 - (int)term.Start.DayOfWeek) % 7);
             return monday == term.Start ? monday.AddDays(7) : monday;
         }
-
-        /// <summary>
-        /// The engine's calendar digest of a device's replica. <see cref="TeacherDevice"/> does not expose it yet, so
-        /// the QuickStart reads it by reflection (simplification; to be replaced by a public property).
-        /// </summary>
-        private static string DigestOf(TeacherDevice device) =>
-            ReplicaField?.GetValue(device) is DeviceReplica replica
-                ? replica.Replica.Calendar.Digest()
-                : throw new ExpectationFailedException("the device's replica is not readable (TeacherDevice._replica changed?)");
 
         private string DeviceFolder(string label) => Path.Combine(options.DataDirectory, "devices", label);
 
@@ -623,9 +619,14 @@ public static class QuickStart
                 await device.DisposeAsync().ConfigureAwait(false);
             }
 
-            foreach (var account in _accounts)
+            if (_school is not null)
             {
-                account.Dispose();
+                await _school.DisposeAsync().ConfigureAwait(false);
+            }
+
+            if (_schoolStore is not null)
+            {
+                await _schoolStore.DisposeAsync().ConfigureAwait(false);
             }
 
             if (_relay is not null)
@@ -642,8 +643,6 @@ public static class QuickStart
             {
                 store.Dispose();
             }
-
-            _keys.Dispose();
         }
     }
 }

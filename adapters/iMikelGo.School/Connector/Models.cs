@@ -19,8 +19,9 @@ public sealed class SchoolConnectorSettings
     public int Pbkdf2Iterations { get; set; } = 600_000;
 
     /// <summary>
-    /// The account whose relay mailbox the enrollment caller (id = school id) belongs to. The relay registers an approved
-    /// device only in its enrollment caller's account (docs/school-connector.md, "What is left").
+    /// The relay account the enrollment caller (id = school id) is registered in; null (the default) = the school id.
+    /// Approved devices of every account are registered in their own account by that account's school caller, and the
+    /// enrollment caller's answer only confirms them (docs/school-connector.md, "Enrollment through the relay").
     /// </summary>
     public string? EnrollmentAccount { get; set; }
 

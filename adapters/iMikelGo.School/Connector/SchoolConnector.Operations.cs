@@ -20,15 +20,39 @@ public sealed partial class SchoolConnector
     private const string RevocationPrefix = "pending-revocation/";
     private readonly Dictionary<string, IRelayClient> _clients = new(StringComparer.Ordinal);
     private readonly Dictionary<string, IDisposable> _signers = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, RelayClient> _unwrapped = new(StringComparer.Ordinal);
+    private byte[]? _publishedCertificates;
+
+    /// <summary>
+    /// Publishes the school's root and enrollment certificates (<see cref="Certificates"/>) at the relay, signed by the
+    /// enrollment caller, so devices can seal their enrollment requests; <see cref="ProcessEnrollmentsAsync"/> does it
+    /// once per connector instance. Republishing the same certificates changes nothing at the relay.
+    /// </summary>
+    /// <exception cref="RelayException">The relay could not be reached or refused.</exception>
+    public async Task PublishCertificatesAsync(CancellationToken cancellationToken)
+    {
+        Client(SchoolId, EnrollmentCallerKey());
+        var certificates = Certificates();
+        await _unwrapped[SchoolId].PublishSchoolCertificatesAsync(SchoolId, certificates, cancellationToken).ConfigureAwait(false);
+        _publishedCertificates = certificates.Enrollment;
+    }
 
     /// <summary>
     /// Pulls sealed enrollment requests from the relay, decides each with <see cref="EnrollmentAuthority.TryApprove"/>,
-    /// records <see cref="DeviceEnrolled"/> in the account's log (durably) and answers through the relay, which
-    /// registers the device. Safe to repeat after a crash: a stored approval is answered again, never re-decided.
+    /// records <see cref="DeviceEnrolled"/> in the account's log (durably), registers the device in its account at the
+    /// relay (signed by the account's school caller) and answers through the relay with the account's other devices'
+    /// encryption keys, so the new device can seal for them at once. Safe to repeat after a crash: a stored approval is
+    /// answered again, never re-decided. Publishes the school's certificates first (<see cref="PublishCertificatesAsync"/>)
+    /// when this instance has not yet.
     /// </summary>
     public async Task<IReadOnlyList<EnrollmentOutcome>> ProcessEnrollmentsAsync(CancellationToken cancellationToken)
     {
         var relay = Client(SchoolId, EnrollmentCallerKey());
+        if (_publishedCertificates is null || !_publishedCertificates.AsSpan().SequenceEqual(_enrollmentCertificate))
+        {
+            await PublishCertificatesAsync(cancellationToken).ConfigureAwait(false);
+        }
+
         var outcomes = new List<EnrollmentOutcome>();
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
@@ -83,7 +107,7 @@ public sealed partial class SchoolConnector
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            var peers = KeysOf(account).ToDictionary();
+            var peers = PeersOf(account, device);
             await EnrollInLogAsync(account, device, request.Label, request.SigningKey, request.EncryptionKey, cancellationToken).ConfigureAwait(false);
             await AccountClient(account).RegisterDeviceAsync(account.Value, new DeviceRegistration(device.Value, Convert.ToBase64String(request.SigningKey.AsSpan())), cancellationToken).ConfigureAwait(false);
             return (account, device, peers);
@@ -286,10 +310,25 @@ public sealed partial class SchoolConnector
         var encryptionKey = identity.EncryptionKey;
 
         var account = new AccountId(approval.AccountId);
+        var peers = PeersOf(account, device).ToDictionary(p => p.Key.Value, p => p.Value, StringComparer.Ordinal);
         await EnrollInLogAsync(account, device, "device " + approval.DeviceId, [.. spki], encryptionKey, cancellationToken).ConfigureAwait(false);
-        var answer = new EnrollmentAnswerRequest(true, EnrollmentAnswers.Approval(approval), approval.AccountId, new DeviceRegistration(device.Value, Convert.ToBase64String(spki)));
+
+        // Registered in its own account by that account's school caller; the enrollment caller (in another relay account)
+        // then only confirms the registration with its answer.
+        var registration = new DeviceRegistration(device.Value, Convert.ToBase64String(spki));
+        await AccountClient(account).RegisterDeviceAsync(account.Value, registration, cancellationToken).ConfigureAwait(false);
+        var answer = new EnrollmentAnswerRequest(true, EnrollmentAnswers.Approval(approval, peers), approval.AccountId, registration);
         await relay.AnswerEnrollmentAsync(SchoolId, item.Id, answer, cancellationToken).ConfigureAwait(false);
         return new EnrollmentOutcome(item.Id, true, approval.AccountId, device, null);
+    }
+
+    /// <summary>The encryption keys of the account's enrolled, non-revoked devices other than <paramref name="self"/>.</summary>
+    private Dictionary<ReplicaId, RecipientPublicKey> PeersOf(AccountId account, ReplicaId self)
+    {
+        var revoked = _replicas.TryGetValue(account, out var replica)
+            ? replica.Ledger.Applied.Where(e => e.Account == account).Select(e => e.Payload).OfType<DeviceRevoked>().Select(r => r.Device).ToHashSet()
+            : [];
+        return KeysOf(account).Where(k => k.Key != self && !revoked.Contains(k.Key)).ToDictionary();
     }
 
     private async Task EnrollInLogAsync(AccountId account, ReplicaId device, string label, ImmutableArray<byte> signingKey, RecipientPublicKey encryptionKey, CancellationToken cancellationToken)
@@ -357,8 +396,9 @@ public sealed partial class SchoolConnector
             CryptographicOperations.ZeroMemory(pkcs8);
         }
 
-        IRelayClient client = RelayClient.Create(options, signer, _options.Time);
-        client = _options.WrapRelayClient?.Invoke(client) ?? client;
+        var unwrapped = RelayClient.Create(options, signer, _options.Time);
+        var client = _options.WrapRelayClient?.Invoke(unwrapped) ?? unwrapped;
+        _unwrapped[caller] = unwrapped;
         _signers[caller] = signer;
         _clients[caller] = client;
         return client;

@@ -29,6 +29,7 @@ public sealed partial class SchoolConnector : IAsyncDisposable
     private const string SecretKey = "school/secret";
     private const string HpkeKey = "school/hpke";
     private const string EnrollmentHpkeKey = "school/enrollment-hpke";
+    private const string EnrollmentCertificateKey = "school/enrollment-certificate";
     private const string EnrollmentCursorKey = "relay/enrollment-cursor";
     private const string PersonnelPrefix = "personnel/";
     private const string RosterPrefix = "roster/";
@@ -47,6 +48,7 @@ public sealed partial class SchoolConnector : IAsyncDisposable
     private readonly SemaphoreSlim _gate = new(1, 1);
     private TimetablePublisher _publisher;
     private EnrollmentAuthority? _authority;
+    private byte[] _enrollmentCertificate = [];
 
     private SchoolConnector(ISchoolConnectorStore store, SchoolConnectorSettings options, SchoolRoot root, byte[] secret, EncryptionKeyPair hpke, EncryptionKeyPair enrollmentHpke)
     {
@@ -117,6 +119,7 @@ public sealed partial class SchoolConnector : IAsyncDisposable
         var connector = new SchoolConnector(store, options, SchoolRoot.FromCertificate(cert), secret, hpke, enrollment);
         CryptographicOperations.ZeroMemory(secret);
         await connector.LoadAsync(cancellationToken).ConfigureAwait(false);
+        await connector.EnsureEnrollmentCertificateAsync(cancellationToken).ConfigureAwait(false);
         return connector;
     }
 
@@ -195,16 +198,22 @@ public sealed partial class SchoolConnector : IAsyncDisposable
         }
     }
 
-    /// <summary>Issues a license for <paramref name="account"/>: a new license key and school password (only its hash is kept) and the enrollment URI.</summary>
-    /// <exception cref="InvalidOperationException">No relay address or pin configured.</exception>
+    /// <summary>
+    /// Issues a license for <paramref name="account"/>: a new license key and school password (only its hash is kept)
+    /// and the enrollment URI, which carries the relay certificate pin (<see cref="SchoolConnectorSettings.RelayCertificateSha256"/>)
+    /// so the device trusts exactly this relay for its enrollment (without a configured pin the code has none, and a
+    /// device enrolling through the relay refuses it unless it was given the fingerprint otherwise).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">No relay address configured.</exception>
     public async Task<IssuedLicense> IssueLicenseAsync(AccountId account, CancellationToken cancellationToken)
     {
         var relay = _options.RelayAddress ?? throw new InvalidOperationException("no relay address configured");
+        var pin = _options.RelayCertificateSha256;
         var license = LicenseKey.Generate();
         var password = NewPassword();
         var record = new PersonnelRecord(license, account.Value, PasswordHash.Create(password, _options.Pbkdf2Iterations));
         await SavePersonnelAsync(record, cancellationToken).ConfigureAwait(false);
-        return new IssuedLicense(account, license, password, new EnrollmentUri(relay, SchoolId, RootFingerprint, license));
+        return new IssuedLicense(account, license, password, new EnrollmentUri(relay, SchoolId, RootFingerprint, license, pin));
     }
 
     /// <summary>Deactivates every license of an account (new enrollments are refused).</summary>
@@ -220,23 +229,26 @@ public sealed partial class SchoolConnector : IAsyncDisposable
         }
     }
 
-    /// <summary>The school's enrollment certificate (chains to the root; carries the enrollment HPKE key), for devices.</summary>
-    public X509Certificate2 EnrollmentCertificate() =>
-        _root.IssueEnrollmentCertificate(_enrollmentHpke.PublicKey, _options.Time.GetUtcNow(), TimeSpan.FromDays(365));
+    /// <summary>
+    /// The school's enrollment certificate (chains to the root; carries the enrollment HPKE key), for devices. Issued
+    /// once and kept in the store (so the copy published at the relay stays valid); renewed 30 days before it expires.
+    /// </summary>
+    public X509Certificate2 EnrollmentCertificate() => X509CertificateLoader.LoadCertificate(_enrollmentCertificate);
+
+    /// <summary>The root and enrollment certificates (DER) a device needs to seal its enrollment request.</summary>
+    public SchoolCertificates Certificates() => new(_root.Certificate.RawData, [.. _enrollmentCertificate]);
 
     /// <summary>
     /// The relay registrations the relay operator configures (docs/relay.md, schools.json): one school caller per
-    /// account (the account's school replica) and the enrollment caller (id = school id) in <see cref="SchoolConnectorSettings.EnrollmentAccount"/>.
+    /// account (the account's school replica) and the enrollment caller (id = school id) in
+    /// <see cref="SchoolConnectorSettings.EnrollmentAccount"/> (default: a relay account named after the school id, which
+    /// no teacher uses). Devices of every account enroll through the one enrollment caller.
     /// </summary>
     public IReadOnlyList<(string Account, string Caller, string SigningKey)> RelayRegistrations(IEnumerable<AccountId> accounts)
     {
         ArgumentNullException.ThrowIfNull(accounts);
         var list = accounts.Distinct().Select(a => (a.Value, _keys.KeyFor(a).Replica.Value, Convert.ToBase64String(_keys.KeyFor(a).PublicKey.AsSpan()))).ToList();
-        if (_options.EnrollmentAccount is { } enrollmentAccount)
-        {
-            list.Add((enrollmentAccount, SchoolId, Convert.ToBase64String(EnrollmentCallerKey().PublicKey.AsSpan())));
-        }
-
+        list.Add((_options.EnrollmentAccount ?? SchoolId, SchoolId, Convert.ToBase64String(EnrollmentCallerKey().PublicKey.AsSpan())));
         return list;
     }
 
@@ -251,7 +263,7 @@ public sealed partial class SchoolConnector : IAsyncDisposable
         _enrollmentHpke.Dispose();
         _root.Dispose();
         _gate.Dispose();
-        foreach (var disposable in _clients.Values.OfType<IDisposable>().Concat(_signers.Values))
+        foreach (var disposable in _clients.Values.OfType<IDisposable>().Concat(_unwrapped.Values).Distinct().Concat(_signers.Values))
         {
             disposable.Dispose();
         }
@@ -310,6 +322,24 @@ public sealed partial class SchoolConnector : IAsyncDisposable
     }
 
     private Engine.Signing.ReplicaKey EnrollmentCallerKey() => _keys.KeyFor(new AccountId("enrollment-caller"));
+
+    private async Task EnsureEnrollmentCertificateAsync(CancellationToken cancellationToken)
+    {
+        var now = _options.Time.GetUtcNow();
+        if (await _store.GetValueAsync(EnrollmentCertificateKey, cancellationToken).ConfigureAwait(false) is { Length: > 0 } stored)
+        {
+            using var certificate = X509CertificateLoader.LoadCertificate(stored);
+            if (certificate.NotAfter.ToUniversalTime() - now.UtcDateTime > TimeSpan.FromDays(30))
+            {
+                _enrollmentCertificate = stored;
+                return;
+            }
+        }
+
+        using var issued = _root.IssueEnrollmentCertificate(_enrollmentHpke.PublicKey, now, TimeSpan.FromDays(365));
+        _enrollmentCertificate = issued.RawData;
+        await _store.SetValueAsync(EnrollmentCertificateKey, _enrollmentCertificate, cancellationToken).ConfigureAwait(false);
+    }
 
     private async Task LoadAsync(CancellationToken cancellationToken)
     {
