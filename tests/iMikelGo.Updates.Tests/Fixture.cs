@@ -52,7 +52,8 @@ public sealed class Fx : IDisposable
 
     private string? LastPackage => Directory.EnumerateDirectories(Dir, "pkg-*").OrderBy(d => new DirectoryInfo(d).CreationTimeUtc).LastOrDefault();
 
-    public Updater Updater(string current, IUpdateSource? source = null, Action<string>? hook = null, TimeSpan? readTimeout = null, string channel = "stable")
+    public Updater Updater(string current, IUpdateSource? source = null, Action<string>? hook = null, TimeSpan? readTimeout = null, string channel = "stable",
+        TimeProvider? time = null)
         => new(new UpdaterOptions
         {
             InstallRoot = Install,
@@ -61,7 +62,7 @@ public sealed class Fx : IDisposable
             CurrentVersion = SemanticVersion.Parse(current),
             StepHook = hook,
             ReadTimeout = readTimeout ?? TimeSpan.FromSeconds(30),
-        }, source ?? new FolderUpdateSource(Feed), Time);
+        }, source ?? new FolderUpdateSource(Feed), time ?? Time);
 
     public UpdateLauncher Launcher() => new(Install, Time);
 
