@@ -5,7 +5,9 @@ using IMikelGo.Engine;
 using IMikelGo.Engine.Relay;
 using IMikelGo.Relay;
 using IMikelGo.Relay.Client;
+using IMikelGo.Engine.Sync;
 using IMikelGo.School.Connector;
+using IMikelGo.Store.Marten.School;
 using IMikelGo.Store.Sqlite.School;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
@@ -13,7 +15,8 @@ using Microsoft.Extensions.DependencyInjection;
 namespace IMikelGo.School.Tests;
 
 /// <summary>
-/// A school connector on its embedded SQLite store, a real relay (Kestrel, HTTPS on a fixed 127.0.0.1 port, generated
+/// A school connector on its store — the embedded SQLite file (default) or Marten on real PostgreSQL in a fresh schema
+/// (<see cref="SchoolStoreKind.Marten"/>) — a real relay (Kestrel, HTTPS on a fixed 127.0.0.1 port, generated
 /// pinned certificate kept in its data directory, in-memory mailboxes that survive a relay stop/start) and teacher devices.
 /// </summary>
 internal sealed class ConnectorWorld : IAsyncDisposable
@@ -24,8 +27,9 @@ internal sealed class ConnectorWorld : IAsyncDisposable
     private readonly List<TeacherDevice> _devices = [];
     private WebApplication? _relay;
 
-    internal ConnectorWorld()
+    internal ConnectorWorld(SchoolStoreKind store = SchoolStoreKind.Sqlite)
     {
+        StoreKind = store;
         using var probe = new TcpListener(IPAddress.Loopback, 0);
         probe.Start();
         _port = ((IPEndPoint)probe.LocalEndpoint).Port;
@@ -46,15 +50,20 @@ internal sealed class ConnectorWorld : IAsyncDisposable
 
     internal InMemoryMailboxStore Mailboxes { get; } = new();
 
+    internal SchoolStoreKind StoreKind { get; }
+
     internal string DatabasePath => Path.Combine(_root, "school.db");
 
-    internal SqliteSchoolConnectorStore? Store { get; private set; }
+    /// <summary>The PostgreSQL schema of the Marten store (unique per world).</summary>
+    internal string MartenSchema { get; } = "school_world_" + Guid.NewGuid().ToString("N")[..12];
+
+    internal ISchoolConnectorStore? Store { get; private set; }
 
     internal SchoolConnector? School { get; private set; }
 
     internal async Task<SchoolConnector> InitAsync(string schoolId)
     {
-        Store = await SqliteSchoolConnectorStore.OpenAsync(DatabasePath, CancellationToken.None);
+        Store = await OpenStoreAsync();
         School = await SchoolConnector.InitAsync(Store, schoolId, Options, CancellationToken.None);
         return School;
     }
@@ -64,10 +73,17 @@ internal sealed class ConnectorWorld : IAsyncDisposable
     {
         await School!.DisposeAsync();
         await Store!.DisposeAsync();
-        Store = await SqliteSchoolConnectorStore.OpenAsync(DatabasePath, CancellationToken.None);
+        Store = await OpenStoreAsync();
         School = await SchoolConnector.OpenAsync(Store, options ?? Options, CancellationToken.None);
         return School;
     }
+
+    /// <summary>Opens the world's store (again): the same file or the same PostgreSQL schema.</summary>
+    internal async Task<ISchoolConnectorStore> OpenStoreAsync() => StoreKind switch
+    {
+        SchoolStoreKind.Marten => await MartenSchoolConnectorStore.OpenAsync(PostgresServer.ConnectionString, MartenSchema, CancellationToken.None),
+        _ => await SqliteSchoolConnectorStore.OpenAsync(DatabasePath, CancellationToken.None),
+    };
 
     /// <summary>Starts (or restarts) the relay with the school's registrations for <paramref name="accounts"/>.</summary>
     internal async Task StartRelayAsync(IEnumerable<AccountId> accounts)
@@ -158,6 +174,16 @@ internal sealed class ConnectorWorld : IAsyncDisposable
         {
         }
     }
+}
+
+/// <summary>Which <see cref="ISchoolConnectorStore"/> a <see cref="ConnectorWorld"/> runs on.</summary>
+internal enum SchoolStoreKind
+{
+    /// <summary>The embedded SQLite file.</summary>
+    Sqlite,
+
+    /// <summary>Marten on PostgreSQL.</summary>
+    Marten,
 }
 
 /// <summary>A relay client that lets the relay store a push, then "crashes" before the connector learns it (once).</summary>

@@ -3,6 +3,7 @@ using IMikelGo.Engine;
 using IMikelGo.Engine.Chains;
 using IMikelGo.Engine.Events;
 using IMikelGo.Engine.Signing;
+using IMikelGo.School.Connector;
 using IMikelGo.School.Publishing;
 using IMikelGo.Store.Marten.School;
 using JasperFx;
@@ -139,5 +140,57 @@ public sealed class MartenSchoolStoreTests
         await FluentActions.Awaiting(() => store.AppendAsync(anna, all.Skip(2).ToList(), school, expectedVersion: 5)).Should().ThrowAsync<ConcurrencyException>();
         (await store.StreamVersionAsync(anna)).Should().Be(2);
         (await store.AppendAsync(anna, all.Skip(2).ToList(), school, expectedVersion: 2)).StreamVersion.Should().Be(all.Count);
+    }
+
+    // Needs PostgreSQL (a missing one fails the test with the reason) and ../shared's ES-SS-08 (skipped without it).
+    [SharedFileFact(Repo.SpainSchool)]
+    public async Task The_connector_runs_on_the_Marten_store_end_to_end_and_the_admin_projections_show_its_data()
+    {
+        var path = Repo.SpainSchoolPath;
+        var none = CancellationToken.None;
+        await using var world = new ConnectorWorld(SchoolStoreKind.Marten);
+        var school = await world.InitAsync("es-ss-08");
+        await school.ImportFileAsync(path, XhsttImportTests.Solutions[0], none);
+        (await school.PublishAsync(null, none)).Accounts.Should().Be(66);
+        await world.StartRelayAsync(school.Accounts);
+        var teacher = school.Accounts.First(a => school.ReplicaOf(a)!.Ledger.Applied.Any(e => e.Account == a && e.Payload is SeriesPublished p && p.Students.Length > 0));
+        var device = await world.EnrolledDeviceAsync("phone", await school.IssueLicenseAsync(teacher, none));
+        (await school.SyncAsync(teacher, null, none)).Failures.Should().BeEmpty();
+        (await device.SyncAsync(null, none)).Refused.Should().BeEmpty();
+        var lessons = device.Week(new DateOnly(2026, 9, 21)).Where(l => l.Students.Count > 0).ToList();
+        var absent = lessons[0].Students[0].Id;
+        (await device.RecordAbsenceAsync(lessons[0].Occurrence, absent, true, "ill", none)).Succeeded.Should().BeTrue();
+        (await device.CancelAsync(lessons[1].Occurrence, CancellationReason.TeacherIll, true, null, none)).Succeeded.Should().BeTrue();
+        await device.SyncAsync(null, none);
+        (await school.SyncAsync(teacher, null, none)).EventsReceived.Should().BeGreaterThanOrEqualTo(2);
+
+        // The second solution's difference is published as school-authored reschedules.
+        await school.ImportFileAsync(path, XhsttImportTests.Solutions[1], none);
+        var diff = await school.PublishAsync(null, none);
+        diff.Rescheduled.Should().BeGreaterThan(0);
+        var report = school.Report();
+
+        // Reopened from the same schema: OpenAsync re-verifies every stored event and rebuilds the same state.
+        school = await world.ReopenAsync();
+        school.Accounts.Should().HaveCount(66);
+        school.PendingTimetable.Should().BeNull("both imports are marked published");
+        school.Report().Should().BeEquivalentTo(report);
+        (await school.SyncAsync(teacher, null, none)).Failures.Should().BeEmpty();
+
+        var store = (MartenSchoolConnectorStore)world.Store!;
+        var stored = await store.ReadEventsAsync(none);
+        await using var q = store.DocumentStore.QuerySession();
+        (await q.Query<EventHashClaim>().CountAsync()).Should().Be(stored.Count, "every connector event went through the event store's append path");
+        (await q.Events.FetchStreamStateAsync(MartenSchoolEventStore.StreamKey(teacher)))!.Version.Should().Be(stored.Count(e => e.Account == teacher.Value));
+        var absences = await q.LoadAsync<StudentAbsences>($"{teacher.Value}/{absent.Value}");
+        absences!.Absences.Should().ContainSingle().Which.Value.Should().Be(new AbsenceEntry(lessons[0].Occurrence.ToString(), true, "ill", device.DeviceId!.Value.Value));
+        (await q.Query<TeacherMonthCancellations>().Where(m => m.Account == teacher.Value).ToListAsync())
+            .Should().ContainSingle().Which.Cancelled.Keys.Should().Equal(lessons[1].Occurrence.ToString());
+        var moves = await q.Query<RescheduleLogEntry>().ToListAsync();
+        moves.Should().HaveCount(diff.Rescheduled).And.OnlyContain(m => m.BySchool, "the school replica authored the timetable difference");
+        var contact = await q.LoadAsync<DeviceContact>(device.DeviceId!.Value.Value);
+        contact!.Account.Should().Be(teacher.Value);
+        contact.Enrolled.Should().BeTrue();
+        contact.LastContact.Should().NotBeNull();
     }
 }
