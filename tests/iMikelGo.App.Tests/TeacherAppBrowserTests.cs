@@ -1,19 +1,10 @@
-using System.Collections.Immutable;
 using System.Net;
 using System.Net.Sockets;
-using System.Security.Cryptography;
+using System.Text.RegularExpressions;
 using FluentAssertions;
-using IMikelGo.App;
 using IMikelGo.App.Components;
 using IMikelGo.Engine;
-using IMikelGo.Engine.Chains;
 using IMikelGo.Engine.Events;
-using IMikelGo.Engine.Relay;
-using IMikelGo.Engine.Signing;
-using IMikelGo.Engine.Sync;
-using IMikelGo.Relay;
-using IMikelGo.Relay.Client;
-using IMikelGo.Sealing;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Playwright;
 using Xunit;
@@ -22,13 +13,11 @@ namespace IMikelGo.App.Tests;
 
 /// <summary>
 /// End to end in real Chromium (Debian's, via Playwright): a real relay (Kestrel, HTTPS, pinned), the test as the
-/// school, two teacher-app instances with their own encrypted vaults. Enrollment uses the app's password-sealed
-/// enrollment code (the school side of the hand-off is played by this test).
+/// school (<see cref="School"/>), teacher-app instances in-process with their own encrypted vaults, and a signed update
+/// feed in a local folder (<see cref="UpdateFeed"/>).
 /// </summary>
 public sealed class TeacherAppBrowserTests
 {
-    private const string Account = "k-anna-berger";
-    private const string Password = "schul-passwort-2026";
     private const string Pin = "4711";
 
     [Fact]
@@ -36,88 +25,26 @@ public sealed class TeacherAppBrowserTests
         UiText.Keys("en").Order(StringComparer.Ordinal).Should().Equal(UiText.Keys("de").Order(StringComparer.Ordinal));
 
     [Fact]
-    public void The_enrollment_code_opens_only_with_the_school_password()
-    {
-        var payload = new EnrollmentPayload(Account, "S", "L", "https://127.0.0.1:1/", "00", "", "", []);
-        var code = EnrollmentCode.Create(payload, Password);
-        EnrollmentCode.TryOpen(code, "wrong", out _, out var error).Should().BeFalse();
-        error.Should().Contain("password");
-        EnrollmentCode.TryOpen(code, Password, out var opened, out _).Should().BeTrue();
-        opened!.Account.Should().Be(Account);
-    }
-
-    [Fact]
     public async Task Two_devices_sync_an_absence_through_the_real_relay_and_three_wrong_pins_wipe_to_demo()
     {
         Skip.IfNoChromium();
-        using var schoolSigning = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        using var schoolKey = ReplicaKey.Create();
-        var relayData = Directory.CreateTempSubdirectory("imikelgo-app-relay-").FullName;
-        var relayOptions = new RelayOptions { DataDirectory = relayData, StoreFactory = _ => new InMemoryMailboxStore(), RateLimitBurst = 10_000, RateLimitPerSecond = 10_000 };
-        relayOptions.Urls.Add("https://127.0.0.1:0");
-        relayOptions.Schools.Add(new SchoolRegistration(Account, schoolKey.Replica.Value, Convert.ToBase64String(schoolSigning.ExportSubjectPublicKeyInfo())));
-        await using var relay = RelayHost.Create(relayOptions);
-        await relay.StartAsync();
-        var relayUrl = relay.Urls.First();
-        var fingerprint = ((IServiceProvider)relay.Services).GetService(typeof(RelayCertificate)) is RelayCertificate c ? c.Fingerprint : throw new InvalidOperationException("no relay certificate");
+        var monday = Monday(DateOnly.FromDateTime(DateTime.Today));
+        await using var school = await School.StartAsync(
+            new SeriesPublished(new SeriesId("klavier-di"), "Klavier", 2, 16 * 60, 45, new RoomId("raum-101"), [new StudentId("lena")], monday.AddDays(-7), monday.AddDays(60)),
+            new SeriesPublished(new SeriesId("geige-do"), "Violine", 4, 17 * 60, 30, new RoomId("raum-102"), [new StudentId("tom")], monday.AddDays(-7), monday.AddDays(60)));
+        await using var app1 = await StartAppAsync(school, "Laptop", Data(school, "laptop"));
+        await using var app2 = await StartAppAsync(school, "Tablet", Data(school, "tablet"));
+        await using var browser = await Browser.LaunchAsync();
+        var laptop = await browser.OpenAsync(app1);
+        var tablet = await browser.OpenAsync(app2);
 
-        // The school: keys for two devices, its calendar, registration at the relay, one sealed bundle for both devices.
-        var account = new AccountId(Account);
-        using var schoolEnc = EncryptionKeyPair.Generate();
-        using var d1 = ReplicaKey.Create();
-        using var d2 = ReplicaKey.Create();
-        var seed1 = RandomNumberGenerator.GetBytes(32);
-        var seed2 = RandomNumberGenerator.GetBytes(32);
-        using var e1 = EncryptionKeyPair.Derive(seed1);
-        using var e2 = EncryptionKeyPair.Derive(seed2);
-        var school = new Replica(account, schoolKey);
-        var today = DateOnly.FromDateTime(DateTime.Today);
-        var monday = today.AddDays(-(((int)today.DayOfWeek + 6) % 7));
-        var lena = new StudentId("lena");
-        school.RecordBatch([
-            new AccountOpened("Musikschule Lindenberg", "Anna Berger", schoolKey.PublicKey),
-            new StudentEnrolled(lena, "Lena Vogel"),
-            new StudentEnrolled(new StudentId("tom"), "Tom Krause"),
-            new SeriesPublished(new SeriesId("klavier-di"), "Klavier", 2, 16 * 60, 45, new RoomId("raum-101"), [lena], monday.AddDays(-7), monday.AddDays(60)),
-            new SeriesPublished(new SeriesId("geige-do"), "Violine", 4, 17 * 60, 30, new RoomId("raum-102"), [new StudentId("tom")], monday.AddDays(-7), monday.AddDays(60)),
-            new DeviceEnrolled(d1.Replica, "Laptop", d1.PublicKey),
-            new DeviceEnrolled(d2.Replica, "Tablet", d2.PublicKey),
-        ]).Succeeded.Should().BeTrue();
-        var clientOptions = new RelayClientOptions { BaseAddress = new Uri(relayUrl), PinnedCertificateSha256 = fingerprint, RetryBaseDelay = TimeSpan.FromMilliseconds(50) };
-        using (var schoolSigner = new EcdsaRequestSigner(schoolSigning, callerId: schoolKey.Replica.Value))
-        using (var schoolClient = RelayClient.Create(clientOptions, schoolSigner))
-        {
-            foreach (var d in new[] { d1, d2 })
-            {
-                await schoolClient.RegisterDeviceAsync(Account, new DeviceRegistration(d.Replica.Value, Convert.ToBase64String(d.PublicKey.AsSpan())), CancellationToken.None);
-            }
-
-            var bundle = EventBundles.Seal(school.Id, [.. school.Ledger.Export(account)], [e1.PublicKey, e2.PublicKey]);
-            await schoolClient.PushAsync(Account, bundle, CancellationToken.None);
-        }
-
-        string Code(ReplicaKey key, byte[] seed, string label, EncryptionKeyPair other) => EnrollmentCode.Create(new EnrollmentPayload(
-            Account, "Musikschule Lindenberg", label, relayUrl, fingerprint, Convert.ToBase64String(key.ExportPkcs8()), Convert.ToBase64String(seed),
-            [Convert.ToBase64String(schoolEnc.PublicKey.Encoded.Span), Convert.ToBase64String(other.PublicKey.Encoded.Span)]), Password);
-
-        var data1 = Directory.CreateTempSubdirectory("imikelgo-app-1-").FullName;
-        var data2 = Directory.CreateTempSubdirectory("imikelgo-app-2-").FullName;
-        await using var app1 = await TeacherAppHost.StartAsync(["--data", data1, "--urls", $"http://127.0.0.1:{FreePort()}"], pbkdf2Iterations: 20_000);
-        await using var app2 = await TeacherAppHost.StartAsync(["--data", data2, "--urls", $"http://127.0.0.1:{FreePort()}"], pbkdf2Iterations: 20_000);
-
-        using var playwright = await Playwright.CreateAsync();
-        await using var browser = await playwright.Chromium.LaunchAsync(new() { ExecutablePath = "/usr/bin/chromium", Headless = true });
-        var laptop = await browser.NewPageAsync(new() { ViewportSize = new() { Width = 1200, Height = 900 } });
-        var tablet = await browser.NewPageAsync(new() { ViewportSize = new() { Width = 1200, Height = 900 } });
-        await laptop.GotoAsync(app1.Urls.First());
-        await tablet.GotoAsync(app2.Urls.First());
-        await Expect(laptop.Locator(".imk-app[data-interactive=true]")).ToBeVisibleAsync(new() { Timeout = 20_000 });
-        await Expect(tablet.Locator(".imk-app[data-interactive=true]")).ToBeVisibleAsync(new() { Timeout = 20_000 });
-
-        // Demo mode before enrollment, then enroll both devices.
+        // Demo mode before enrollment (no update feed configured: said so), then enroll both devices.
         await Expect(laptop.Locator("#demo-banner")).ToBeVisibleAsync();
-        await EnrollAsync(laptop, Code(d1, seed1, "Laptop", e2));
-        await EnrollAsync(tablet, Code(d2, seed2, "Tablet", e1));
+        await Expect(laptop.Locator("#update-status")).ToContainTextAsync("Kein Update-Feed eingerichtet");
+        await Expect(laptop.Locator("#update-prompt")).ToHaveCountAsync(0);
+        await EnrollAsync(laptop, school);
+        await EnrollAsync(tablet, school);
+        await school.PublishAsync();
 
         // PIN screen: lock and unlock.
         await laptop.ClickAsync("#lock");
@@ -142,13 +69,22 @@ public sealed class TeacherAppBrowserTests
         await laptop.ClickAsync("#absence-submit");
         await Expect(piano).ToContainTextAsync("fehlt (unentschuldigt)");
         await SyncAsync(laptop);
-        await Expect(laptop.Locator("#sync-summary")).ToContainTextAsync(new System.Text.RegularExpressions.Regex("Gesendet: [1-9]"));
+        await Expect(laptop.Locator("#sync-summary")).ToContainTextAsync(new Regex("Gesendet: [1-9]"));
+        await Expect(laptop.Locator("#sync-out")).ToContainTextAsync("lena absent (unexcused)");
         await ShotAsync(laptop, "sync-summary");
 
         // The tablet syncs and sees it.
         await SyncAsync(tablet);
         await Expect(tablet.Locator("#sync-in")).ToContainTextAsync("lena absent (unexcused)");
         await Expect(tablet.Locator("tr.imk-lesson", new() { HasText = "Klavier" })).ToContainTextAsync("fehlt (unentschuldigt)");
+
+        // A reschedule onto Thursday's violin slot warns of the clash (and is not saved here).
+        await tablet.Locator("tr.imk-lesson", new() { HasText = "Klavier" }).Locator(".act-move").ClickAsync();
+        await tablet.FillAsync("#move-date", monday.AddDays(3).ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture));
+        await tablet.FillAsync("#move-time", "17:00");
+        await tablet.Locator("#move-time").BlurAsync();
+        await Expect(tablet.Locator("#move-clash")).ToContainTextAsync("Violine");
+        await tablet.ClickAsync("#action-close");
 
         // A conflict: offline, the laptop cancels Thursday's violin lesson while the tablet marks it held.
         await laptop.Locator("tr.imk-lesson", new() { HasText = "Violine" }).Locator(".act-cancel").ClickAsync();
@@ -183,28 +119,166 @@ public sealed class TeacherAppBrowserTests
         await Expect(tablet.Locator("#wiped-notice")).ToBeVisibleAsync();
         await Expect(tablet.Locator("#demo-banner")).ToContainTextAsync("Demo-Modus");
         await ShotAsync(tablet, "demo-banner");
-        Directory.EnumerateFileSystemEntries(data2, "vault.db*", SearchOption.AllDirectories).Should().BeEmpty();
+        Directory.EnumerateFileSystemEntries(Data(school, "tablet"), "vault.db*", SearchOption.AllDirectories).Should().BeEmpty();
+    }
 
-        await relay.StopAsync();
-        foreach (var dir in new[] { data1, data2, relayData })
+    [Fact]
+    public async Task Changing_the_pin_counts_a_wrong_old_pin_and_the_new_pin_unlocks()
+    {
+        Skip.IfNoChromium();
+        await using var school = await School.StartAsync();
+        await using var app = await StartAppAsync(school, "Laptop", Data(school, "laptop"));
+        await using var browser = await Browser.LaunchAsync();
+        var page = await browser.OpenAsync(app);
+        await EnrollAsync(page, school);
+
+        // A typo in the repeated new PIN costs nothing; a wrong old PIN is a strike, said so.
+        await page.FillAsync("#changepin-old", Pin);
+        await page.FillAsync("#changepin-new", "2580");
+        await page.FillAsync("#changepin-new2", "2589");
+        await page.ClickAsync("#changepin-submit");
+        await Expect(page.Locator("#changepin-status")).ToContainTextAsync("stimmen nicht überein");
+        await page.FillAsync("#changepin-old", "9999");
+        await page.FillAsync("#changepin-new", "2580");
+        await page.FillAsync("#changepin-new2", "2580");
+        await page.ClickAsync("#changepin-submit");
+        await Expect(page.Locator("#changepin-status")).ToContainTextAsync("Das zählt als Fehlversuch. Verbleibende Versuche: 2 von 3");
+
+        // A too short new PIN is refused by the PIN policy, without a strike.
+        await page.FillAsync("#changepin-old", Pin);
+        await page.FillAsync("#changepin-new", "12");
+        await page.FillAsync("#changepin-new2", "12");
+        await page.ClickAsync("#changepin-submit");
+        await Expect(page.Locator("#changepin-status")).ToContainTextAsync("kein Fehlversuch gezählt");
+
+        await page.FillAsync("#changepin-old", Pin);
+        await page.FillAsync("#changepin-new", "2580");
+        await page.FillAsync("#changepin-new2", "2580");
+        await ShotAsync(page, "change-pin");
+        await page.ClickAsync("#changepin-submit");
+        await Expect(page.Locator("#changepin-status")).ToContainTextAsync("PIN geändert");
+
+        // Locked: the old PIN no longer opens the vault, the new one does.
+        await page.ClickAsync("#lock");
+        await page.FillAsync("#pin", Pin);
+        await page.ClickAsync("#pin-submit");
+        await Expect(page.Locator("#pin-remaining")).ToContainTextAsync("Falsche PIN.");
+        await page.FillAsync("#pin", "2580");
+        await page.ClickAsync("#pin-submit");
+        await Expect(page.Locator("#sync-button")).ToBeEnabledAsync();
+    }
+
+    [Fact]
+    public async Task A_signed_newer_release_is_offered_and_later_persists_across_a_restart()
+    {
+        Skip.IfNoChromium();
+        using var feed = new UpdateFeed();
+        feed.Publish("1.5.0");
+        var data = Path.Combine(feed.Dir, "device");
+        string[] updates = ["--update-feed", feed.Feed, "--update-vendor-cert", feed.CertificatePem, "--update-root", Path.Combine(feed.Dir, "install"), "--app-version", "1.4.0"];
+        await using var browser = await Browser.LaunchAsync();
+
+        await using (var app = await StartAppAsync(null, "Laptop", data, updates))
         {
-            try
-            {
-                Directory.Delete(dir, recursive: true);
-            }
-            catch (IOException)
-            {
-            }
+            var page = await browser.OpenAsync(app);
+            await Expect(page.Locator("#update-prompt")).ToContainTextAsync("Update 1.5.0 verfügbar");
+            await Expect(page.Locator("#update-later")).ToBeVisibleAsync();
+            await page.Locator("#update-prompt").ScrollIntoViewIfNeededAsync();
+            await ShotAsync(page, "update-prompt");
+            await page.Locator("#update-later").FocusAsync();
+            await page.Keyboard.PressAsync("Enter");
+            await Expect(page.Locator("#update-prompt")).ToHaveCountAsync(0);
+            await Expect(page.Locator("#update-status")).ToContainTextAsync("Update 1.5.0 verschoben");
         }
+
+        await using (var app = await StartAppAsync(null, "Laptop", data, updates))
+        {
+            var page = await browser.OpenAsync(app);
+            await Expect(page.Locator("#update-status[data-state=Postponed]")).ToContainTextAsync("Update 1.5.0 verschoben");
+            await Expect(page.Locator("#update-prompt")).ToHaveCountAsync(0);
+        }
+    }
+
+    [Fact]
+    public async Task A_tampered_manifest_shows_no_prompt_and_says_why_and_an_overdue_security_update_has_no_later()
+    {
+        Skip.IfNoChromium();
+        using var feed = new UpdateFeed();
+        feed.Publish("1.5.0");
+        var bytes = File.ReadAllBytes(feed.Manifest);
+        var at = Array.IndexOf(bytes, (byte)'5');
+        bytes[at] = (byte)'9'; // 1.5.0 → 1.9.0 (still canonical JSON; the signature no longer matches)
+        File.WriteAllBytes(feed.Manifest, bytes);
+        var root = Path.Combine(feed.Dir, "install");
+        await using var app = await StartAppAsync(null, "Laptop", Path.Combine(feed.Dir, "device"),
+            "--update-feed", feed.Feed, "--update-vendor-cert", feed.Key.Fingerprint, "--update-root", root, "--app-version", "1.4.0");
+        await using var browser = await Browser.LaunchAsync();
+        var page = await browser.OpenAsync(app);
+        await Expect(page.Locator("#update-status[data-state=Refused]")).ToContainTextAsync("Update-Prüfung abgelehnt, nichts installiert");
+        await Expect(page.Locator("#update-status")).ToContainTextAsync("UntrustedSignature");
+        await Expect(page.Locator("#update-prompt")).ToHaveCountAsync(0);
+        Directory.Exists(Path.Combine(root, "versions")).Should().BeFalse("nothing of a refused release is installed");
+
+        // The vendor publishes a security update whose grace period is over: install only, no "Later".
+        feed.Publish("1.6.0", security: true, grace: TimeSpan.FromHours(1), issuedAt: DateTimeOffset.UtcNow.AddHours(-2));
+        await page.ClickAsync("#update-check");
+        await Expect(page.Locator("#update-prompt")).ToContainTextAsync("Update 1.6.0 verfügbar");
+        await Expect(page.Locator("#update-required")).ToBeVisibleAsync();
+        await Expect(page.Locator("#update-later")).ToHaveCountAsync(0);
+        await page.ClickAsync("#update-install");
+        await Expect(page.Locator("#update-status[data-state=Installed]")).ToContainTextAsync("Update 1.6.0 installiert");
+        File.Exists(Path.Combine(root, "versions", "1.6.0", "iMikelGo.App.dll")).Should().BeTrue();
+    }
+
+    [Fact]
+    public async Task The_update_prompt_waits_while_the_teacher_is_in_a_lesson()
+    {
+        Skip.IfNoChromium();
+        // A lesson of today around the current time (never crossing midnight).
+        var now = DateTime.Now;
+        var today = DateOnly.FromDateTime(now);
+        var weekday = (((int)today.DayOfWeek + 6) % 7) + 1;
+        var start = Math.Max(0, now.Hour - 1) * 60;
+        await using var school = await School.StartAsync(new SeriesPublished(new SeriesId("jetzt"), "Gitarre", weekday, start, Math.Min(150, (24 * 60) - start),
+            new RoomId("raum-103"), [new StudentId("lena")], today.AddDays(-7), today.AddDays(7)));
+        using var feed = new UpdateFeed();
+        feed.Publish("1.5.0");
+        await using var app = await StartAppAsync(school, "Laptop", Data(school, "laptop"),
+            "--update-feed", feed.Feed, "--update-vendor-cert", feed.Key.Fingerprint, "--update-root", Path.Combine(feed.Dir, "install"), "--app-version", "1.4.0");
+        await using var browser = await Browser.LaunchAsync();
+        var page = await browser.OpenAsync(app);
+        await Expect(page.Locator("#update-prompt")).ToBeVisibleAsync(); // demo mode: no lessons of the teacher known
+        await EnrollAsync(page, school);
+        await school.PublishAsync();
+        await SyncAsync(page);
+        await Expect(page.Locator("tr.imk-lesson", new() { HasText = "Gitarre" })).ToHaveCountAsync(1);
+        await page.ClickAsync("#update-check");
+        await Expect(page.Locator("#update-status[data-state=Postponed]")).ToContainTextAsync("nie während Ihres Unterrichts");
+        await Expect(page.Locator("#update-prompt")).ToHaveCountAsync(0);
     }
 
     private static ILocatorAssertions Expect(ILocator locator) => Assertions.Expect(locator);
 
-    private static async Task EnrollAsync(IPage page, string code)
+    private static DateOnly Monday(DateOnly day) => day.AddDays(-(((int)day.DayOfWeek + 6) % 7));
+
+    private static string Data(School school, string name) => Path.Combine(school.Root, name);
+
+    private static Task<WebApplication> StartAppAsync(School? school, string label, string data, params string[] extra) =>
+        TeacherAppHost.StartAsync(["--data", data, "--urls", $"http://127.0.0.1:{FreePort()}", .. extra], new TeacherAppOptions
+        {
+            ConfigureDevice = o =>
+            {
+                o.Pbkdf2Iterations = 20_000;
+                o.DeviceLabel = label;
+                school?.Configure(o, label);
+            },
+        });
+
+    private static async Task EnrollAsync(IPage page, School school)
     {
-        await page.FillAsync("#enroll-uri", code);
-        await page.FillAsync("#enroll-license", Account.ToUpperInvariant());
-        await page.FillAsync("#enroll-password", Password);
+        await page.FillAsync("#enroll-uri", school.EnrollmentUri);
+        await page.FillAsync("#enroll-license", school.License.Value);
+        await page.FillAsync("#enroll-password", School.Password);
         await page.FillAsync("#enroll-pin", Pin);
         await page.FillAsync("#enroll-pin2", Pin);
         await page.ClickAsync("#enroll-submit");
@@ -214,7 +288,7 @@ public sealed class TeacherAppBrowserTests
         }
         catch (PlaywrightException ex)
         {
-            throw new InvalidOperationException("enrollment failed: " + await page.InnerTextAsync("#enroll-status") + " | " + await page.InnerHTMLAsync("head"), ex);
+            throw new InvalidOperationException("enrollment failed: " + await page.InnerTextAsync("#enroll-status"), ex);
         }
     }
 
@@ -253,6 +327,39 @@ public sealed class TeacherAppBrowserTests
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
         return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    /// <summary>Chromium via Playwright; each app gets its own page.</summary>
+    private sealed class Browser : IAsyncDisposable
+    {
+        private readonly IPlaywright _playwright;
+        private readonly IBrowser _browser;
+
+        private Browser(IPlaywright playwright, IBrowser browser)
+        {
+            _playwright = playwright;
+            _browser = browser;
+        }
+
+        public static async Task<Browser> LaunchAsync()
+        {
+            var playwright = await Playwright.CreateAsync();
+            return new Browser(playwright, await playwright.Chromium.LaunchAsync(new() { ExecutablePath = "/usr/bin/chromium", Headless = true }));
+        }
+
+        public async Task<IPage> OpenAsync(WebApplication app)
+        {
+            var page = await _browser.NewPageAsync(new() { ViewportSize = new() { Width = 1200, Height = 900 } });
+            await page.GotoAsync(app.Urls.First());
+            await Assertions.Expect(page.Locator(".imk-app[data-interactive=true]")).ToBeVisibleAsync(new() { Timeout = 20_000 });
+            return page;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _browser.DisposeAsync();
+            _playwright.Dispose();
+        }
     }
 }
 
