@@ -54,4 +54,13 @@ public sealed class MartenSchoolConnectorStoreTests : SchoolConnectorStoreConfor
         await FluentActions.Awaiting(() => MartenSchoolConnectorStore.OpenAsync(plain, CancellationToken.None))
             .Should().ThrowAsync<InvalidOperationException>().WithMessage("*MartenSchoolConnectorStore.Configure*");
     }
+
+    [Fact]
+    public async Task A_reopened_store_finds_its_schema_objects_up_to_date()
+    {
+        await (await OpenStoreAsync()).DisposeAsync();
+        await using var store = await MartenSchoolConnectorStore.OpenAsync(PostgresServer.ConnectionString, _schema, CancellationToken.None);
+        var migration = await store.DocumentStore.Storage.Database.CreateMigrationAsync();
+        migration.Difference.Should().Be(Weasel.Core.SchemaPatchDifference.None, "opening again changes nothing (changed: {0})", string.Join(", ", migration.Deltas.Where(d => d.Difference != Weasel.Core.SchemaPatchDifference.None).Select(d => d.SchemaObject.Identifier)));
+    }
 }
