@@ -23,3 +23,13 @@ public sealed class SingleShotInProcessConfig : ManualConfig
     public SingleShotInProcessConfig() =>
         AddJob(Job.ShortRun.WithToolchain(InProcessEmitToolchain.Instance).WithInvocationCount(1).WithUnrollFactor(1).WithIterationCount(10).WithId("SingleShot-InProcess"));
 }
+
+/// <summary>
+/// For long operations that need a fresh state per measurement (100,000-event ingests): one invocation per iteration,
+/// 1 warm-up and 3 measured iterations, in process.
+/// </summary>
+public sealed class LongSingleShotInProcessConfig : ManualConfig
+{
+    public LongSingleShotInProcessConfig() =>
+        AddJob(Job.ShortRun.WithToolchain(InProcessEmitToolchain.Instance).WithInvocationCount(1).WithUnrollFactor(1).WithWarmupCount(1).WithIterationCount(3).WithId("LongSingleShot-InProcess"));
+}
