@@ -1,0 +1,96 @@
+using IMikelGo.Engine;
+using IMikelGo.Engine.Sync;
+using IMikelGo.School.Connector;
+using IMikelGo.SchoolServer.Messaging;
+using Microsoft.Extensions.DependencyInjection;
+using Wolverine;
+
+namespace IMikelGo.SchoolServer;
+
+/// <summary>
+/// The school server's facade for the administration (CLI, API): the connector once it is open, and the operations
+/// that must be followed by a push. Publishing and wiping are stored first (the store is the source of truth), then a
+/// <see cref="PushAccount"/> message per touched account is enqueued — durably on PostgreSQL — and handled with retries.
+/// </summary>
+public sealed class SchoolServer
+{
+    private readonly TaskCompletionSource<(SchoolConnector Connector, ISchoolConnectorStore Store)> _opened = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly IServiceScopeFactory _scopes;
+
+    internal SchoolServer(SchoolServerOptions options, IServiceScopeFactory scopes, SchoolServerTelemetry telemetry)
+    {
+        Options = options;
+        _scopes = scopes;
+        Telemetry = telemetry;
+    }
+
+    /// <summary>The options the server runs with.</summary>
+    public SchoolServerOptions Options { get; }
+
+    internal SchoolServerTelemetry Telemetry { get; }
+
+    /// <summary>The connector, once the hosted service opened it (waits until then).</summary>
+    public async Task<SchoolConnector> ConnectorAsync(CancellationToken cancellationToken) =>
+        (await _opened.Task.WaitAsync(cancellationToken).ConfigureAwait(false)).Connector;
+
+    /// <summary>Publishes the pending import (see <see cref="SchoolConnector.PublishAsync"/>) and enqueues the pushes.</summary>
+    public async Task<SchoolPublishResult> PublishAsync(IProgress<SchoolProgress>? progress, CancellationToken cancellationToken)
+    {
+        var connector = await ConnectorAsync(cancellationToken).ConfigureAwait(false);
+        var result = await connector.PublishAsync(progress, cancellationToken).ConfigureAwait(false);
+        await EnqueuePendingPushesAsync(cancellationToken).ConfigureAwait(false);
+        return result;
+    }
+
+    /// <summary>Remote wipe (see <see cref="SchoolConnector.WipeAsync"/>), then a push of the account (revocation and log).</summary>
+    public async Task<IReadOnlyList<ReplicaId>> WipeAsync(AccountId account, ReplicaId? device, string reason, CancellationToken cancellationToken)
+    {
+        var connector = await ConnectorAsync(cancellationToken).ConfigureAwait(false);
+        var revoked = await connector.WipeAsync(account, device, reason, cancellationToken).ConfigureAwait(false);
+        await SendAsync(new PushAccount(account.Value)).ConfigureAwait(false);
+        return revoked;
+    }
+
+    /// <summary>Enqueues a push (and pull) of one account.</summary>
+    public Task RequestPushAsync(AccountId account, CancellationToken cancellationToken) => SendAsync(new PushAccount(account.Value));
+
+    /// <summary>Enqueues an on-demand pull of every account (retried with backoff when the relay is down).</summary>
+    public Task RequestPullAsync(CancellationToken cancellationToken) => SendAsync(new PullRelay(Scheduled: false));
+
+    /// <summary>Enqueues the processing of the enrollment requests waiting at the relay.</summary>
+    public Task RequestEnrollmentsAsync(CancellationToken cancellationToken) => SendAsync(new ProcessEnrollments());
+
+    /// <summary>Enqueues a push for every account with events the relay has not acknowledged (the store decides).</summary>
+    /// <returns>The accounts enqueued.</returns>
+    internal async Task<int> EnqueuePendingPushesAsync(CancellationToken cancellationToken)
+    {
+        var (connector, store) = await _opened.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        var count = 0;
+        foreach (var account in connector.Accounts)
+        {
+            if ((await store.UnacknowledgedAsync(account.Value, cancellationToken).ConfigureAwait(false)).Count > 0)
+            {
+                await SendAsync(new PushAccount(account.Value)).ConfigureAwait(false);
+                count++;
+            }
+        }
+
+        return count;
+    }
+
+    /// <summary>The connector's store, once open.</summary>
+    internal async Task<ISchoolConnectorStore> StoreAsync(CancellationToken cancellationToken) =>
+        (await _opened.Task.WaitAsync(cancellationToken).ConfigureAwait(false)).Store;
+
+    internal Task SendPullAsync(bool scheduled) => SendAsync(new PullRelay(scheduled));
+
+    internal void Opened(SchoolConnector connector, ISchoolConnectorStore store) => _opened.TrySetResult((connector, store));
+
+    internal void Failed(Exception error) => _opened.TrySetException(error);
+
+    private async Task SendAsync<T>(T message)
+    {
+        using var scope = _scopes.CreateScope();
+        await scope.ServiceProvider.GetRequiredService<IMessageBus>().PublishAsync(message).ConfigureAwait(false);
+    }
+}
