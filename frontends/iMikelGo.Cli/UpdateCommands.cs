@@ -263,7 +263,7 @@ internal static class UpdateCommands
 
         var u = result.Update;
         output.WriteLine($"update available: {running} -> {u.Manifest.Version}{Tag(u)} ({u.Manifest.Files.Count} files, {u.Manifest.Files.Sum(f => f.Size)} bytes, seq {u.Manifest.Sequence})" +
-            (u.SecurityDeadline is { } dl ? $"; security update, may be postponed until {dl:u}" : string.Empty));
+            (u.SecurityDeadline is { } dl && decision!.CanPostpone ? $"; security update, may be postponed until {dl:u}" : string.Empty));
         switch (decision!.Action)
         {
             case PromptAction.AskLater:

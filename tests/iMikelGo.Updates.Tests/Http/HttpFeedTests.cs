@@ -80,6 +80,23 @@ public sealed class HttpFeedTests : IDisposable
     }
 
     [Fact]
+    public async Task A_complete_partial_file_left_by_a_kill_before_its_rename_is_verified_without_asking_for_an_empty_range()
+    {
+        await _fx.Bootstrap();
+        _fx.Publish("1.5.0");
+        var updater = _fx.Updater("1.4.0", Relay());
+        var check = await updater.CheckAsync();
+        (await updater.DownloadAsync(check.Update!)).Error.Code.Should().Be(UpdateErrorCode.None);
+        var staged = Path.Combine(_fx.Install, "staging", "1.5.0", "imikelgo.dll");
+        File.Move(staged, staged + ".part"); // killed after the last byte, before the rename
+
+        var again = await _fx.Updater("1.4.0", Relay()).InstallAsync();
+
+        again.Error.Code.Should().Be(UpdateErrorCode.None, again.Error.Message); // a range from the file's end would be a 416
+        _fx.Launcher().Resolve()!.Version.Text.Should().Be("1.5.0");
+    }
+
+    [Fact]
     public async Task A_relay_impostor_with_another_certificate_is_refused_before_anything_is_read()
     {
         await _fx.Bootstrap();
