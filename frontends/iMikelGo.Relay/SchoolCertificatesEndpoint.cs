@@ -36,9 +36,6 @@ internal static class SchoolCertificatesEndpoint
             .ProducesProblem(StatusCodes.Status429TooManyRequests);
     }
 
-    /// <summary>The mailbox holding a school's certificate publications; '~' is not allowed in account ids, so no teacher account can collide.</summary>
-    internal static string Mailbox(string school) => "~school-certificates~" + school;
-
     private static async Task<IResult> PublishAsync(string school, HttpContext context)
     {
         var auth = RelayEndpoints.Auth(context);
@@ -59,7 +56,7 @@ internal static class SchoolCertificatesEndpoint
         }
 
         var store = Store(context);
-        var mailbox = Mailbox(school);
+        var mailbox = SchoolCertificates.Mailbox(school);
         var head = await store.HeadAsync(mailbox, ct);
         if (head > 0 && (await store.ReadAsync(mailbox, head - 1, 1, ct)) is [{ } latest] && latest.Data.AsSpan().SequenceEqual(auth.Body))
         {
@@ -74,7 +71,7 @@ internal static class SchoolCertificatesEndpoint
     {
         var ct = context.RequestAborted;
         var store = Store(context);
-        var mailbox = Mailbox(school);
+        var mailbox = SchoolCertificates.Mailbox(school);
         var head = Identifiers.IsValid(school) ? await store.HeadAsync(mailbox, ct) : 0;
         if (head == 0 || (await store.ReadAsync(mailbox, head - 1, 1, ct)) is not [{ } latest])
         {

@@ -5,7 +5,7 @@ using IMikelGo.Store.Sqlite;
 
 namespace IMikelGo.Device.Tests;
 
-/// <summary>The device facade end to end: two devices of one teacher, a school, the real relay over pinned HTTPS.</summary>
+/// <summary>The device facade end to end: two devices of one teacher, the school connector, the real relay over pinned HTTPS.</summary>
 public sealed class TeacherDeviceTests
 {
     private static readonly CancellationToken None = CancellationToken.None;
@@ -32,7 +32,7 @@ public sealed class TeacherDeviceTests
 
         var lesson = laptop.Week(World.Thursday(2).Date).Single(l => l.Occurrence == World.Thursday(2));
         lesson.Students.Single().Should().Be(new LessonStudent(World.Lena, "Lena Vogel", true));
-        laptop.Devices().Select(d => d.Label).Should().BeEquivalentTo("phone", "laptop");
+        laptop.Devices().Select(d => d.Id).Should().BeEquivalentTo([phone.DeviceId!.Value, laptop.DeviceId!.Value]);
         laptop.Devices().Should().OnlyContain(d => !d.Revoked && d.HasEncryptionKey);
         (await world.SchoolSyncAsync()).EventsReceived.Should().Be(1, "the school receives the absence too");
         world.School.Calendar.Lessons().Single(l => l.Occurrence == World.Thursday(2)).Absent.Should().ContainKey(World.Lena.Value);
@@ -118,9 +118,9 @@ public sealed class TeacherDeviceTests
         await ((Func<Task>)(() => phone.SyncAsync(null, None))).Should().ThrowAsync<InvalidOperationException>();
 
         // Re-enrollment with the school credentials brings sync back, under a new device id.
-        await ((Func<Task>)(() => phone.EnrollAsync(new EnrollmentInput(world.EnrollmentUri, world.License.Value, "wrong", World.Pin), None)))
+        await ((Func<Task>)(() => world.EnrollAsync(phone, new EnrollmentInput(world.EnrollmentUri, world.License.Value, "wrong", World.Pin))))
             .Should().ThrowAsync<EnrollmentRefusedException>();
-        await phone.EnrollAsync(new EnrollmentInput(world.EnrollmentUri, world.License.Value, World.Password, World.Pin), None);
+        await world.EnrollAsync(phone, new EnrollmentInput(world.EnrollmentUri, world.License.Value, world.Password, World.Pin));
         phone.State.Should().Be(DeviceState.Unlocked);
         await world.ConvergeAsync(phone);
         phone.Week(World.Thursday(1).Date).Should().HaveCount(2);
@@ -172,7 +172,7 @@ public sealed class TeacherDeviceTests
         var lesson = device.Week(DateOnly.FromDateTime(DateTime.Today)).First();
         (await device.MarkHeldAsync(lesson.Occurrence, "Demo", None)).Succeeded.Should().BeTrue();
         await ((Func<Task>)(() => device.SyncAsync(null, None))).Should().ThrowAsync<InvalidOperationException>();
-        await ((Func<Task>)(() => device.EnrollAsync(new EnrollmentInput("imikelgo://nope", world.License.Value, World.Password, World.Pin), None)))
+        await ((Func<Task>)(() => device.EnrollAsync(new EnrollmentInput("imikelgo://nope", world.License.Value, world.Password, World.Pin), None)))
             .Should().ThrowAsync<ArgumentException>();
     }
 }

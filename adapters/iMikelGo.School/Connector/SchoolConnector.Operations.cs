@@ -31,9 +31,15 @@ public sealed partial class SchoolConnector
     /// <exception cref="RelayException">The relay could not be reached or refused.</exception>
     public async Task PublishCertificatesAsync(CancellationToken cancellationToken)
     {
-        Client(SchoolId, EnrollmentCallerKey());
+        RelayClient relay;
+        lock (_clients)
+        {
+            Client(SchoolId, EnrollmentCallerKey());
+            relay = _unwrapped[SchoolId];
+        }
+
         var certificates = Certificates();
-        await _unwrapped[SchoolId].PublishSchoolCertificatesAsync(SchoolId, certificates, cancellationToken).ConfigureAwait(false);
+        await relay.PublishSchoolCertificatesAsync(SchoolId, certificates, cancellationToken).ConfigureAwait(false);
         _publishedCertificates = certificates.Enrollment;
     }
 
@@ -372,10 +378,15 @@ public sealed partial class SchoolConnector
 
     private IRelayClient Client(string caller, Engine.Signing.ReplicaKey key)
     {
-        if (_clients.TryGetValue(caller, out var existing))
+        // The enrollment loop and a sync may run at the same time (the gate covers only their store work).
+        lock (_clients)
         {
-            return existing;
+            return _clients.TryGetValue(caller, out var existing) ? existing : CreateClient(caller, key);
         }
+    }
+
+    private IRelayClient CreateClient(string caller, Engine.Signing.ReplicaKey key)
+    {
 
         var options = new RelayClientOptions
         {

@@ -18,4 +18,10 @@ public sealed record SchoolCertificates(byte[] Root, byte[] Enrollment)
     /// (anyone, unauthenticated): <c>/v1/schools/{school}/certificates</c>.
     /// </summary>
     public static string Route(string school) => $"/v1/schools/{Uri.EscapeDataString(school)}/certificates";
+
+    /// <summary>
+    /// The relay's mailbox (in its <see cref="IMailboxStore"/>) holding a school's publications, the latest one served;
+    /// '~' is not allowed in account ids, so no teacher account can collide with it.
+    /// </summary>
+    public static string Mailbox(string school) => "~school-certificates~" + school;
 }
