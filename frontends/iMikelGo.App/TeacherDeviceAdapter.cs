@@ -225,7 +225,7 @@ internal sealed class TeacherDeviceAdapter(TeacherDevice device) : ITeacherDevic
 
     private string LessonLabel(OccurrenceId occurrence) =>
         device.Week(occurrence.Date).FirstOrDefault(l => l.Occurrence == occurrence) is { } l
-            ? $"{l.Subject} {occurrence.Date.ToString("d", CultureInfo.CurrentCulture)}"
+            ? $"{l.Subject} {occurrence.Date.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)}" // ISO: the adapter does not know the screen's language
             : occurrence.ToString();
 
     private static LessonItem ToItem(WeekLesson l) => new(
