@@ -134,6 +134,101 @@ public sealed class SchoolConnectorTests
         (await device.SyncAsync(null, None)).Wiped.Should().BeTrue();
     }
 
+    [SharedFileFact(Data)]
+    public async Task Two_devices_of_one_teacher_and_one_of_another_enroll_through_the_relay_and_converge()
+    {
+        await using var world = new ConnectorWorld();
+        var school = await world.InitAsync("es-ss-08");
+        await school.ImportFileAsync(Repo.SpainSchoolPath, XhsttImportTests.Solutions[0], None);
+        await school.PublishAsync(null, None);
+        await world.StartRelayAsync(school.Accounts);
+        await school.PublishCertificatesAsync(None);
+        var withLessons = school.Accounts.Where(a => school.ReplicaOf(a)!.Ledger.Applied.Any(e => e.Account == a && e.Payload is SeriesPublished p && p.Students.Length > 0)).ToList();
+        var (anna, ben) = (withLessons[0], withLessons[1]);
+        var annaLicense = await school.IssueLicenseAsync(anna, None);
+        annaLicense.Uri.RelayPin.Should().Be(world.Options.RelayCertificateSha256, "the enrollment code pins the relay");
+        var benLicense = await school.IssueLicenseAsync(ben, None);
+        var folder = Directory.CreateTempSubdirectory("imikelgo-school-relay-enroll-").FullName;
+        var devices = new List<TeacherDevice>();
+        try
+        {
+            var phone = await EnrollThroughRelayAsync(school, folder, "phone", annaLicense, devices);
+            var laptop = await EnrollThroughRelayAsync(school, folder, "laptop", annaLicense, devices);
+            var tablet = await EnrollThroughRelayAsync(school, folder, "tablet", benLicense, devices);
+            phone.Account.Should().Be(anna.Value);
+            laptop.Account.Should().Be(anna.Value);
+            tablet.Account.Should().Be(ben.Value, "the enrollment caller's answer confirms a device in any account of the school");
+            (await world.Mailboxes.GetCallerAsync(tablet.DeviceId!.Value.Value, None))!.Account.Should().Be(ben.Value);
+            (await world.Mailboxes.GetCallerAsync(laptop.DeviceId!.Value.Value, None))!.Account.Should().Be(anna.Value);
+            school.Devices().Where(d => d.Account == anna).Select(d => d.Device).Should().BeEquivalentTo([phone.DeviceId!.Value, laptop.DeviceId!.Value]);
+            school.Devices().Should().OnlyContain(d => d.HasEncryptionKey);
+
+            // The laptop learned the phone's key from its answer: its absence reaches the phone, which has never synced.
+            (await school.SyncAsync(null, null, None)).Failures.Should().BeEmpty();
+            (await laptop.SyncAsync(null, None)).Refused.Should().BeEmpty();
+            var lesson = laptop.Week(Monday).First(l => l.Students.Count > 0);
+            (await laptop.RecordAbsenceAsync(lesson.Occurrence, lesson.Students[0].Id, true, "ill", None)).Succeeded.Should().BeTrue();
+            await laptop.SyncAsync(null, None);
+            (await phone.SyncAsync(null, None)).Refused.Should().BeEmpty();
+            phone.Week(Monday).Single(l => l.Occurrence == lesson.Occurrence).Students.Single(s => s.Id == lesson.Students[0].Id).Absent.Should().BeTrue();
+
+            for (var round = 0; round < 3; round++)
+            {
+                (await school.SyncAsync(null, null, None)).Failures.Should().BeEmpty();
+                foreach (var device in devices)
+                {
+                    (await device.SyncAsync(null, None)).Refused.Should().BeEmpty();
+                }
+            }
+
+            phone.Digest.Should().NotBeNull().And.Be(laptop.Digest).And.Be(school.ReplicaOf(anna)!.Calendar.Digest());
+            tablet.Digest.Should().Be(school.ReplicaOf(ben)!.Calendar.Digest());
+            tablet.Week(Monday).Select(l => l.Occurrence).Should().BeEquivalentTo(SchoolWeek(school, ben));
+        }
+        finally
+        {
+            foreach (var device in devices)
+            {
+                await device.DisposeAsync();
+            }
+
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    /// <summary>A device on its default channel (the relay hand-off) while the connector answers the enrollment queue.</summary>
+    private static async Task<TeacherDevice> EnrollThroughRelayAsync(SchoolConnector school, string folder, string name, IssuedLicense license, List<TeacherDevice> devices)
+    {
+        var device = await TeacherDevice.OpenAsync(new TeacherDeviceOptions
+        {
+            DataDirectory = Path.Combine(folder, name),
+            Pbkdf2Iterations = 1000,
+            ConfigureRelay = o =>
+            {
+                o.RetryBaseDelay = TimeSpan.FromMilliseconds(20);
+                o.MaxRetries = 1;
+            },
+            ConfigureRelayEnrollment = o =>
+            {
+                o.FirstPollDelay = TimeSpan.FromMilliseconds(20);
+                o.MaxPollDelay = TimeSpan.FromMilliseconds(200);
+                o.Timeout = TimeSpan.FromSeconds(60);
+            },
+        }, None);
+        devices.Add(device);
+        var enrolling = device.EnrollAsync(new EnrollmentInput(license.Uri.ToString(), license.License.Value, license.Password, ConnectorWorld.Pin), None);
+        var outcomes = new List<EnrollmentOutcome>();
+        while (!enrolling.IsCompleted)
+        {
+            outcomes.AddRange(await school.ProcessEnrollmentsAsync(None));
+            await Task.WhenAny(enrolling, Task.Delay(20));
+        }
+
+        var id = await enrolling;
+        outcomes.Should().ContainSingle(o => o.Approved && o.Device == id && o.Account == license.Account.Value);
+        return device;
+    }
+
     private static AccountId TeacherWithLessons(SchoolConnector school) =>
         school.Accounts.First(a => school.ReplicaOf(a)!.Ledger.Applied.Any(e => e.Account == a && e.Payload is SeriesPublished p && p.Students.Length > 0));
 
