@@ -137,3 +137,91 @@ public class MartenIngestBenchmarks : IDisposable
         cmd.ExecuteNonQuery();
     }
 }
+
+/// <summary>
+/// <c>ingest-splits [batches]</c>: where the connector's ingest time goes, per 1,000-event batch of the same data, on
+/// fresh schemas: Marten's Quick append alone; the same append on a store configured like the school event store
+/// (<see cref="MartenSchoolEventStore.Configure"/>: the four inline admin projections, no hash claims, no lock); and
+/// <see cref="MartenSchoolConnectorStore.AppendEventsAsync"/>. Prints the time of selected batches, so growth with the
+/// stream's length shows.
+/// </summary>
+internal static class IngestSplits
+{
+    private const int Batch = 1_000;
+
+    public static int Run(int batches = 30)
+    {
+        var data = EngineData.Shared;
+        var school = data.Keys[0].Replica;
+        var signed = data.Events.Chunk(Batch).Take(batches).ToArray();
+        var payloads = signed.Select(b => b.Select(e => SchoolLogEvent.From(e, e.Event.Replica == school)).ToArray()).ToArray();
+        var stored = signed.Select(b => b.Select(e => new StoredSchoolEvent(e.Event.Hash.Hex, e.Event.Account.Value, e.Event.Replica.Value, e.Event.Seq, e.ToLine())).ToArray()).ToArray();
+        var connection = RelayWorld.PostgresConnection();
+        var id = Guid.NewGuid().ToString("N")[..8];
+        var stream = MartenSchoolEventStore.StreamKey(data.Account);
+        var schemas = new[] { "splits_quick_" + id, "splits_proj_" + id, "splits_conn_" + id };
+        using var quick = DocumentStore.For(o =>
+        {
+            o.Connection(connection);
+            o.DatabaseSchemaName = schemas[0];
+            o.Events.StreamIdentity = StreamIdentity.AsString;
+            o.Events.AppendMode = EventAppendMode.Quick;
+            o.Events.AddEventType<SchoolLogEvent>();
+        });
+        using var projected = DocumentStore.For(o =>
+        {
+            o.Connection(connection);
+            MartenSchoolEventStore.Configure(o, new SchoolEventStoreOptions { ConnectionString = connection, SchemaName = schemas[1] });
+        });
+        var connector = MartenSchoolConnectorStore.OpenAsync(connection, schemas[2], CancellationToken.None).GetAwaiter().GetResult();
+        try
+        {
+            quick.Storage.ApplyAllConfiguredChangesToDatabaseAsync().GetAwaiter().GetResult();
+            projected.Storage.ApplyAllConfiguredChangesToDatabaseAsync().GetAwaiter().GetResult();
+            var times = new double[3][];
+            times[0] = Time(batches, i => Append(quick, stream, payloads[i]));
+            times[1] = Time(batches, i => Append(projected, stream, payloads[i]));
+            times[2] = Time(batches, async i => await connector.AppendEventsAsync(stored[i], acknowledged: true, null, CancellationToken.None));
+            Console.WriteLine("batch  quick-append  +projections  connector-store   (ms per 1,000 events)");
+            foreach (var i in new[] { 0, 1, 2, 4, 9, 19, 29, 49, 74, 99 }.Where(i => i < batches))
+            {
+                Console.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{i + 1,5}  {times[0][i],12:F0}  {times[1][i],12:F0}  {times[2][i],15:F0}"));
+            }
+
+            Console.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"total  {times[0].Sum(),12:F0}  {times[1].Sum(),12:F0}  {times[2].Sum(),15:F0}   ({batches * Batch} events; events/s {batches * Batch / times[0].Sum() * 1000:F0} / {batches * Batch / times[1].Sum() * 1000:F0} / {batches * Batch / times[2].Sum() * 1000:F0})"));
+            return 0;
+        }
+        finally
+        {
+            connector.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            using var db = new NpgsqlConnection(connection);
+            db.Open();
+            foreach (var schema in schemas)
+            {
+                using var drop = new NpgsqlCommand($"DROP SCHEMA IF EXISTS {schema} CASCADE", db);
+                drop.ExecuteNonQuery();
+            }
+        }
+    }
+
+    private static async Task Append(DocumentStore store, string stream, SchoolLogEvent[] batch)
+    {
+        await using var session = store.LightweightSession();
+        session.Events.Append(stream, batch);
+        await session.SaveChangesAsync();
+    }
+
+    private static double[] Time(int batches, Func<int, Task> append)
+    {
+        var times = new double[batches];
+        for (var i = 0; i < batches; i++)
+        {
+            var t = System.Diagnostics.Stopwatch.StartNew();
+            append(i).GetAwaiter().GetResult();
+            times[i] = t.Elapsed.TotalMilliseconds;
+        }
+
+        return times;
+    }
+}

@@ -16,6 +16,11 @@ internal static class Program
             return RelayLongPollMemory.Run(args.Length > 1 ? args[1] : "embedded");
         }
 
+        if (args.Length > 0 && args[0] == "ingest-splits")
+        {
+            return IngestSplits.Run(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 30);
+        }
+
         if (args.Length > 0 && args[0] == "publish")
         {
             return PublishSplits.Run(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 3);

@@ -222,6 +222,64 @@ internal sealed class SyncWorld : IAsyncDisposable
         return page.Items.Count == 1 ? page.Items[0].Data.Length : throw new InvalidOperationException($"no item at {position}");
     }
 
+    /// <summary>
+    /// Where an initial sync's time goes, each share measured on its own with the same data: the signed pulls of the
+    /// whole mailbox (relay + HTTPS + client pipeline), opening the bundles (HPKE + AES-GCM + line parse), verify and
+    /// merge into a fresh replica, and storing the events in a new vault (sealed rows, WAL, synchronous = FULL) and
+    /// marking them acknowledged, as <see cref="DeviceReplica.ReceiveAsync"/> does.
+    /// </summary>
+    public async Task<string> SplitsAsync()
+    {
+        var ct = CancellationToken.None;
+        var t = Stopwatch.StartNew();
+        var cursor = 0L;
+        while (true)
+        {
+            var page = await DeviceClient.PullAsync(Data.Account.Value, cursor, 100, TimeSpan.Zero, ct);
+            if (page.Items.Count == 0)
+            {
+                break;
+            }
+
+            cursor = page.Items[^1].Position;
+            if (cursor >= page.Head)
+            {
+                break;
+            }
+        }
+
+        var pull = t.Elapsed;
+        t.Restart();
+        var events = new List<SignedEvent>(Data.Events.Count);
+        foreach (var bundle in _bundles)
+        {
+            EventBundles.TryOpen(bundle, Data.Account, _deviceEncryption, null, out var opened, out _);
+            events.AddRange(opened!);
+        }
+
+        var open = t.Elapsed;
+        t.Restart();
+        new Replica(Data.Account, _deviceKey).Receive(events);
+        var merge = t.Elapsed;
+        var root = VaultSupport.NewRoot("sync-splits");
+        try
+        {
+            using var vault = VaultSupport.Create(root, iterations: 1);
+            await vault.EnrollAsync(VaultSupport.Account, VaultSupport.Pin, ct);
+            var records = events.Select(e => new EventRecord(VaultSupport.Account, e.Event.Replica.Value, e.Event.Seq, e.Event.Hash.ToBytes(), e.ToLineBytes())).ToList();
+            t.Restart();
+            await vault.Store.AppendBatchAsync(records, ct);
+            await vault.Store.MarkAckedAsync([.. records.Select(r => r.EventHash)], ct);
+            var store = t.Elapsed;
+            return string.Create(CultureInfo.InvariantCulture,
+                $"splits: signed pulls {pull.TotalMilliseconds:F0} ms, open {open.TotalMilliseconds:F0} ms, verify + merge {merge.TotalMilliseconds:F0} ms, vault append + ack {store.TotalMilliseconds:F0} ms; sum {(pull + open + merge + store).TotalMilliseconds:F0} ms");
+        }
+        finally
+        {
+            VaultSupport.DeleteRoot(root);
+        }
+    }
+
     /// <summary>Checks a sync's outcome (nothing refused, the expected number of events applied) and returns the count.</summary>
     public int Expect(SyncSummary summary, int events)
     {
@@ -332,7 +390,7 @@ internal sealed class SyncWorld : IAsyncDisposable
 /// <summary>
 /// <c>sync-latency [rounds]</c>: p50/p95/p99 of the incremental sync of 10 events (another device pushes 10 events,
 /// untimed; then the device's Sync button is timed), interleaved with one signed pull of the same bundle (baseline).
-/// Also prints one initial sync of the year for reference.
+/// Also prints one initial sync of the year for reference and, three times, where its time goes (<see cref="SyncWorld.SplitsAsync"/>).
 /// </summary>
 internal static class SyncLatency
 {
@@ -349,6 +407,11 @@ internal static class SyncLatency
             initial.Stop();
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"initial sync of {world.Data.Events.Count} events ({world.YearBytes / 1024.0 / 1024.0:F2} MiB sealed) into a new vault: {initial.Elapsed.TotalMilliseconds:F0} ms (one run, cold)"));
+            for (var i = 0; i < 3; i++)
+            {
+                Console.WriteLine(world.SplitsAsync().GetAwaiter().GetResult());
+            }
+
             var sync = new List<double>(rounds);
             var pull = new List<double>(rounds);
             for (var round = 0; round < rounds + Warmup; round++)
