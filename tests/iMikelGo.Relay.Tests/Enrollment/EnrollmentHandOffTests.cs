@@ -183,6 +183,80 @@ public sealed class EnrollmentHandOffTests
         (await world.Store.GetEnrollmentAnswerAsync(pending.Id, None))!.Answered.Should().BeFalse();
     }
 
+    [Fact]
+    public async Task The_school_publishes_its_certificates_signed_and_devices_fetch_them_anonymously()
+    {
+        await using var world = await World.StartAsync("embedded");
+        using var http = world.Http();
+        (await Status(http.GetAsync(SchoolCertificates.Route(SchoolId)))).Should().Be(HttpStatusCode.NotFound, "nothing published yet");
+
+        using var school = world.SchoolClient();
+        var published = world.Certificates();
+        await school.PublishSchoolCertificatesAsync(SchoolId, published, None);
+        await school.PublishSchoolCertificatesAsync(SchoolId, published, None);
+        (await world.Store.HeadAsync(SchoolCertificates.Mailbox(SchoolId), None)).Should().Be(1, "republishing the same certificates stores nothing new");
+
+        // Any caller, even one the relay does not know, reads them (a device before its enrollment).
+        using var stranger = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        using var anonymous = world.Client(stranger, "not-yet-enrolled", maxRetries: 0);
+        var fetched = await anonymous.GetSchoolCertificatesAsync(SchoolId, None);
+        fetched.Root.Should().Equal(published.Root);
+        fetched.Enrollment.Should().Equal(published.Enrollment);
+
+        // Only the school publishes, and only certificates that chain to the root it sends, for its own school id.
+        var notSchool = await FluentActions.Awaiting(() => anonymous.PublishSchoolCertificatesAsync(SchoolId, published, None)).Should().ThrowAsync<RelayException>();
+        notSchool.Which.Problem!.Status.Should().Be(401);
+        using var other = SchoolRoot.Create(SchoolId);
+        var mismatch = await FluentActions.Awaiting(() => school.PublishSchoolCertificatesAsync(SchoolId, published with { Root = other.Certificate.RawData }, None))
+            .Should().ThrowAsync<RelayException>();
+        mismatch.Which.Problem!.Status.Should().Be(400);
+        mismatch.Which.Problem.Detail.Should().Contain("does not verify against the root");
+        var garbage = await FluentActions.Awaiting(() => school.PublishSchoolCertificatesAsync(SchoolId, new SchoolCertificates([1, 2, 3], [4, 5]), None))
+            .Should().ThrowAsync<RelayException>();
+        garbage.Which.Problem!.Status.Should().Be(400);
+        var elsewhere = await FluentActions.Awaiting(() => school.PublishSchoolCertificatesAsync("another-school", published, None)).Should().ThrowAsync<RelayException>();
+        elsewhere.Which.Problem!.Status.Should().Be(403);
+        (await world.Store.HeadAsync(SchoolCertificates.Mailbox(SchoolId), None)).Should().Be(1, "refused publications store nothing");
+        (await anonymous.GetSchoolCertificatesAsync(SchoolId, None)).Root.Should().Equal(published.Root);
+    }
+
+    [Fact]
+    public async Task An_approval_for_another_account_only_confirms_a_device_that_account_s_school_registered()
+    {
+        await using var world = await World.StartAsync("memory", o =>
+            o.Schools.Add(new SchoolRegistration(OtherAccount, OtherAccountSchool, Convert.ToBase64String(OtherSchoolKey.ExportSubjectPublicKeyInfo()))));
+        using var device = DeviceEnrollment.Start(world.Qr);
+        using var deviceClient = world.Client(device.SigningKey, device.DeviceId);
+        var id = await deviceClient.SubmitEnrollmentAsync(SchoolId, world.Qr.License, world.CreateRequest(device, Password), None);
+        using var school = world.SchoolClient();
+        var pending = (await school.PullEnrollmentsAsync(SchoolId, 0, 10, None)).Items.Should().ContainSingle().Subject;
+        var registration = new DeviceRegistration(device.DeviceId, Convert.ToBase64String(device.SigningKey.ExportSubjectPublicKeyInfo()));
+        var answer = new EnrollmentAnswerRequest(true, [1, 2, 3], OtherAccount, registration);
+
+        // Not registered there yet: the enrollment caller may not register a device in an account it does not belong to.
+        var refused = await FluentActions.Awaiting(() => school.AnswerEnrollmentAsync(SchoolId, id, answer, None)).Should().ThrowAsync<RelayException>();
+        refused.Which.Problem!.Status.Should().Be(403);
+        (await world.Store.GetCallerAsync(device.DeviceId, None)).Should().BeNull();
+
+        // Registered by that account's school (signed with its key) with another key: still refused.
+        using var otherSchool = world.Client(OtherSchoolKey, OtherAccountSchool);
+        using var wrongKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        await otherSchool.RegisterDeviceAsync(OtherAccount, new DeviceRegistration(device.DeviceId, Convert.ToBase64String(wrongKey.ExportSubjectPublicKeyInfo())), None);
+        (await FluentActions.Awaiting(() => school.AnswerEnrollmentAsync(SchoolId, id, answer, None)).Should().ThrowAsync<RelayException>()).Which.Problem!.Status.Should().Be(403);
+
+        // Registered there with the device's key: the answer confirms it and reaches the device.
+        await otherSchool.RegisterDeviceAsync(OtherAccount, registration, None);
+        await school.AnswerEnrollmentAsync(SchoolId, id, answer, None);
+        (await deviceClient.GetEnrollmentAnswerAsync(id, None)).Status.Should().Be(EnrollmentStatus.Approved);
+        (await world.Store.GetCallerAsync(device.DeviceId, None))!.Account.Should().Be(OtherAccount);
+        var bundle = Bundle.Seal(OtherAccount, device.DeviceId, [new SequenceRange(device.DeviceId, 1, 1)], "x"u8, [device.EncryptionKey.PublicKey]);
+        (await deviceClient.PushAsync(OtherAccount, bundle.Bytes, None)).Position.Should().Be(1);
+    }
+
+    private const string OtherAccount = "acct-ben";
+    private const string OtherAccountSchool = "school-of-acct-ben";
+    private static readonly ECDsa OtherSchoolKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+
     private static async Task<HttpStatusCode> Status(Task<HttpResponseMessage> call)
     {
         using var response = await call;
@@ -267,6 +341,8 @@ public sealed class EnrollmentHandOffTests
         }
 
         public X509Certificate2 PublicRoot() => X509CertificateLoader.LoadCertificate(root.Certificate.RawData);
+
+        public SchoolCertificates Certificates() => new(root.Certificate.RawData, enrollmentCertificate.RawData);
 
         public byte[] CreateRequest(DeviceEnrollment device, string password)
         {
