@@ -8,7 +8,7 @@ namespace IMikelGo.SchoolServer.Tests;
 /// <summary>
 /// The test assembly run as the school server process (<c>dotnet exec iMikelGo.SchoolServer.Tests.dll school-server …</c>):
 /// <c>publish FILE</c> imports and publishes FILE and is SIGKILLed by its relay client right after the relay stored the
-/// first push (before the server learns it); <c>drain ACCOUNT</c> runs until the relay acknowledged every event of ACCOUNT.
+/// first push (before the server learns it); <c>drain ACCOUNT</c> runs until the relay acknowledged every event of ACCOUNT and no push message waits in Wolverine's inbox.
 /// </summary>
 public static class ChildProgram
 {
@@ -39,11 +39,13 @@ public static class ChildProgram
 
         var store = await server.StoreAsync(CancellationToken.None);
         var clock = Stopwatch.StartNew();
-        while ((await store.UnacknowledgedAsync(new AccountId(args[7]).Value, CancellationToken.None)).Count > 0)
+        // Done when the relay acknowledged everything and the message recovered from the killed process was handled.
+        while ((await store.UnacknowledgedAsync(new AccountId(args[7]).Value, CancellationToken.None)).Count > 0
+               || await ServerWorld.PendingPushEnvelopesAsync(args[2], args[3]) > 0)
         {
             if (clock.Elapsed > TimeSpan.FromSeconds(60))
             {
-                Console.WriteLine("events still unacknowledged after 60 s");
+                Console.WriteLine("events unacknowledged or push messages unhandled after 60 s");
                 return 4;
             }
 

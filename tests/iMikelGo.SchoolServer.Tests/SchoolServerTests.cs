@@ -4,7 +4,6 @@ using IMikelGo.Device;
 using IMikelGo.Engine;
 using IMikelGo.Engine.Events;
 using IMikelGo.School.Connector;
-using Npgsql;
 
 namespace IMikelGo.SchoolServer.Tests;
 
@@ -49,11 +48,12 @@ public sealed class SchoolServerTests
         var (killed, output) = RunChild(world, "publish", version2);
         output.Should().Contain("killed after push", "the relay stored the push before the process died: {0}", output);
         killed.Should().NotBe(0);
-        (await IncomingEnvelopesAsync(world)).Should().BeGreaterThan(0, "the push message is still in Wolverine's PostgreSQL inbox");
+        (await ServerWorld.PendingPushEnvelopesAsync(world.Postgres!, world.Schema)).Should().BeGreaterThan(0, "the push message is still in Wolverine's PostgreSQL inbox");
 
         var (code, drained) = RunChild(world, "drain", TestSchool.Anna.Value);
         code.Should().Be(0, drained);
         drained.Should().Contain("drained");
+        (await ServerWorld.PendingPushEnvelopesAsync(world.Postgres!, world.Schema)).Should().Be(0, "the restarted process handled the recovered message");
 
         var server = await world.StartServerAsync(TimeSpan.Zero);
         school = await server.ConnectorAsync(None);
@@ -136,14 +136,6 @@ public sealed class SchoolServerTests
         device.Week(week).Should().Contain(l => l.Date.DayOfWeek == DayOfWeek.Thursday, "version 2 moved the piano lesson to Thursday");
         var bundles = await world.Mailboxes.ReadAsync(TestSchool.Anna.Value, 0, 10_000, None);
         bundles.Select(b => b.BundleId).Should().OnlyHaveUniqueItems();
-    }
-
-    private static async Task<long> IncomingEnvelopesAsync(ServerWorld world)
-    {
-        await using var connection = new NpgsqlConnection(world.Postgres);
-        await connection.OpenAsync();
-        await using var count = new NpgsqlCommand($"SELECT count(*) FROM {world.Schema}.wolverine_incoming_envelopes WHERE message_type ILIKE '%push%account%'", connection);
-        return (long)(await count.ExecuteScalarAsync())!;
     }
 
     private static (int ExitCode, string Output) RunChild(ServerWorld world, string mode, string argument)

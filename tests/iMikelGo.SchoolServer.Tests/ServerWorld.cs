@@ -189,6 +189,16 @@ internal sealed class ServerWorld : IAsyncDisposable
     internal async Task<int> UnacknowledgedAsync(AccountId account) =>
         (await (await Server.StoreAsync(CancellationToken.None)).UnacknowledgedAsync(account.Value, CancellationToken.None)).Count;
 
+    /// <summary>PushAccount envelopes in Wolverine's PostgreSQL inbox not yet handled (incoming, or scheduled for a retry).</summary>
+    internal static async Task<long> PendingPushEnvelopesAsync(string postgres, string schema)
+    {
+        await using var connection = new NpgsqlConnection(postgres);
+        await connection.OpenAsync();
+        await using var count = new NpgsqlCommand(
+            $"SELECT count(*) FROM {schema}.wolverine_incoming_envelopes WHERE message_type ILIKE '%push%account%' AND status <> 'Handled'", connection);
+        return (long)(await count.ExecuteScalarAsync())!;
+    }
+
     public async ValueTask DisposeAsync()
     {
         foreach (var device in _devices)
