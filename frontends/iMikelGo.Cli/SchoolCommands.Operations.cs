@@ -79,9 +79,10 @@ internal static partial class SchoolCommands
             var result = await WithProgressAsync(error, json, "syncing", progress => school.SyncAsync(only, progress, ct)).ConfigureAwait(false);
             await WriteAsync(output, json, new { accounts = result.Accounts, sent = result.EventsSent, received = result.EventsReceived, duplicatePushes = result.DuplicatePushes, failures = result.Failures },
                 $"synced {result.Accounts} accounts: sent {result.EventsSent} events, received {result.EventsReceived}, {result.Failures.Count} failed").ConfigureAwait(false);
-            foreach (var failure in result.Failures)
+            if (result.Failures.Count > 0)
             {
-                await error.WriteLineAsync($"relay: {failure}").ConfigureAwait(false);
+                // Usually one cause (the relay is down) for every account: the first one, then how many more (all in --json).
+                await error.WriteLineAsync($"relay: {result.Failures[0]}{(result.Failures.Count > 1 ? $" (and {result.Failures.Count - 1} more; they are retried by the next sync)" : "")}").ConfigureAwait(false);
             }
 
             return result.Failures.Count == 0 ? 0 : DeviceCommands.ExitRelay;
