@@ -1,4 +1,5 @@
 using FluentAssertions;
+using Marten;
 using IMikelGo.Engine.Sync;
 using IMikelGo.Store.Marten.School;
 using Npgsql;
@@ -62,5 +63,32 @@ public sealed class MartenSchoolConnectorStoreTests : SchoolConnectorStoreConfor
         await using var store = await MartenSchoolConnectorStore.OpenAsync(PostgresServer.ConnectionString, _schema, CancellationToken.None);
         var migration = await store.DocumentStore.Storage.Database.CreateMigrationAsync();
         migration.Difference.Should().Be(Weasel.Core.SchemaPatchDifference.None, "opening again changes nothing (changed: {0})", string.Join(", ", migration.Deltas.Where(d => d.Difference != Weasel.Core.SchemaPatchDifference.None).Select(d => d.SchemaObject.Identifier)));
+    }
+
+    [Fact]
+    public async Task A_batch_larger_than_one_save_chunk_is_stored_once_in_order_in_one_stream()
+    {
+        var publisher = new Publishing.TimetablePublisher(Publishing.DerivedSchoolKeyStore.ForTests());
+        publisher.Publish(Json.Example());
+        var anna = new Engine.AccountId("anna");
+        var school = publisher.ReplicaOf(anna);
+        for (var day = 0; day < 1_200; day++)
+        {
+            var date = new DateOnly(2030, 1, 1).AddDays(day);
+            school.Record(new Engine.Events.HolidaysDeclared("closed", date, date)).Succeeded.Should().BeTrue();
+        }
+
+        var all = publisher.EventsOf(anna).Select(e => new StoredSchoolEvent(e.Event.Hash.Hex, "anna", e.Event.Replica.Value, e.Event.Seq, e.ToLine())).ToList();
+        all.Count.Should().BeGreaterThan(1_200);
+        await using var store = await MartenSchoolConnectorStore.OpenAsync(PostgresServer.ConnectionString, _schema, CancellationToken.None);
+        var import = await store.AddImportAsync("json", null, "{}", CancellationToken.None);
+
+        // Duplicates spread over the chunks (the first events again at the end) are skipped by the earlier chunks' claims.
+        (await store.AppendEventsAsync([.. all, .. all.Take(600)], false, import, CancellationToken.None)).Should().Be(all.Count);
+        (await store.ReadEventsAsync(CancellationToken.None)).Should().Equal(all);
+        (await store.ImportsAsync(CancellationToken.None)).Should().ContainSingle().Which.Published.Should().BeTrue();
+        await using var q = store.DocumentStore.QuerySession();
+        (await q.Events.FetchStreamStateAsync(MartenSchoolEventStore.StreamKey(anna)))!.Version.Should().Be(all.Count);
+        (await q.Query<EventHashClaim>().CountAsync()).Should().Be(all.Count);
     }
 }
