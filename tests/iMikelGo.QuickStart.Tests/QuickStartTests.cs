@@ -2,7 +2,10 @@ using IMikelGo.Samples.QuickStart;
 
 namespace IMikelGo.QuickStart.Tests;
 
-/// <summary>The README's first command, in-process: the QuickStart must run every step and return 0.</summary>
+/// <summary>
+/// The README's first command, in-process: the QuickStart must run every step on the real parts (relay, school connector,
+/// relay enrollment, devices) and return 0.
+/// </summary>
 public sealed class QuickStartTests
 {
     [Fact]
@@ -24,6 +27,20 @@ public sealed class QuickStartTests
             code.Should().Be(0, text);
             text.Should().Contain("QuickStart OK").And.Contain("all replicas converged").And.Contain("AuthenticationFailed")
                 .And.Contain("RemoteDeactivation").And.Contain("wipe reason WrongPin");
+
+            // The real parts: the connector's relay registrations, certificates at the relay, the pinned QR code,
+            // enrollment through the relay hand-off (the second device gets the first one's key), the connector's sync and report.
+            text.Should().Contain("67 school callers registered from connector.RelayRegistrations")
+                .And.Contain("publishes the school root and enrollment certificates at the relay")
+                .And.Contain("&relayPin=")
+                .And.MatchRegex(@"phone +of [^:]+: device r[0-9a-f]+… approved by the connector \(0 peer key")
+                .And.MatchRegex(@"laptop +of [^:]+: device r[0-9a-f]+… approved by the connector \(1 peer key")
+                .And.Contain("refused (WrongPassword)")
+                .And.Contain("school: 3 devices in the signed logs")
+                .And.MatchRegex(@"school +received [4-9] teacher events")
+                .And.Contain("1 absence, 1 cancellation with make-up owed")
+                .And.Contain("in the signed log (DeviceRevoked) and at the relay");
+            text.Should().NotContain("FAILED");
             return text;
         }
         finally
