@@ -1,5 +1,6 @@
 using IMikelGo.Engine.Sync;
 using IMikelGo.School.Connector;
+using IMikelGo.Store.Marten.School;
 using IMikelGo.Store.Sqlite.School;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -22,7 +23,7 @@ internal sealed partial class SchoolConnectorHost(SchoolServer server, SchoolSer
             _store = await OpenStoreAsync(cancellationToken).ConfigureAwait(false);
             _connector = await OpenConnectorAsync(_store, cancellationToken).ConfigureAwait(false);
             server.Opened(_connector, _store);
-            LogOpened(logger, _connector.SchoolId, _connector.Accounts.Count, options.Durable ? "PostgreSQL" : "embedded SQLite");
+            LogOpened(logger, _connector.SchoolId, _connector.Accounts.Count, options.Durable ? "PostgreSQL (Marten), schema " + options.Schema : "embedded SQLite in " + options.DataDirectory);
         }
         catch (Exception e)
         {
@@ -46,7 +47,11 @@ internal sealed partial class SchoolConnectorHost(SchoolServer server, SchoolSer
 
     private async Task<ISchoolConnectorStore> OpenStoreAsync(CancellationToken cancellationToken)
     {
-        // Interim until the Marten connector store lands: the connector's state stays in SQLite, messages go to PostgreSQL.
+        if (options.Durable)
+        {
+            return await MartenSchoolConnectorStore.OpenAsync(options.PostgresConnectionString!, options.Schema, cancellationToken).ConfigureAwait(false);
+        }
+
         Directory.CreateDirectory(options.DataDirectory!);
         return await SqliteSchoolConnectorStore.OpenAsync(Path.Combine(options.DataDirectory!, "school.db"), cancellationToken).ConfigureAwait(false);
     }

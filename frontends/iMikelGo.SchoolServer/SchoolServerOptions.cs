@@ -54,7 +54,7 @@ public sealed class SchoolServerOptions
     /// <exception cref="ArgumentException">Missing or inconsistent options.</exception>
     internal void Validate()
     {
-        if (string.IsNullOrWhiteSpace(DataDirectory))
+        if (!Durable && string.IsNullOrWhiteSpace(DataDirectory))
         {
             throw new ArgumentException("the school server needs a data directory (embedded store) or a PostgreSQL connection string");
         }

@@ -4,6 +4,8 @@ using IMikelGo.Device;
 using IMikelGo.Engine;
 using IMikelGo.Engine.Events;
 using IMikelGo.School.Connector;
+using IMikelGo.Store.Marten.School;
+using IMikelGo.Store.Sqlite.School;
 
 namespace IMikelGo.SchoolServer.Tests;
 
@@ -113,6 +115,8 @@ public sealed class SchoolServerTests
         await world.StartRelayAsync();
         var server = await world.StartServerAsync(pullInterval);
         var school = await server.ConnectorAsync(None);
+        var store = await server.StoreAsync(None);
+        (world.Postgres is null ? store is SqliteSchoolConnectorStore : store is MartenSchoolConnectorStore).Should().BeTrue("the store follows the options, found {0}", store.GetType().Name);
         await world.RegisterAsync(school, TestSchool.Accounts);
         await school.ImportAsync("json", TestSchool.Version1, null, None);
         (await server.PublishAsync(null, None)).Accounts.Should().Be(2);

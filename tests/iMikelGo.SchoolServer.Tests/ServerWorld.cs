@@ -17,7 +17,7 @@ using Npgsql;
 namespace IMikelGo.SchoolServer.Tests;
 
 /// <summary>
-/// A school server host (embedded store; messages in PostgreSQL when durable), a real relay (Kestrel, HTTPS on a fixed
+/// A school server host (embedded SQLite store and in-memory messages, or — durable — Marten store and Wolverine messages in PostgreSQL), a real relay (Kestrel, HTTPS on a fixed
 /// 127.0.0.1 port, pinned certificate kept in its data directory, in-memory mailboxes that survive a relay stop/start)
 /// and teacher devices enrolled in-process.
 /// </summary>
@@ -60,7 +60,7 @@ internal sealed class ServerWorld : IAsyncDisposable
     /// <summary>The options every school server of the world runs with (also the child process's): short retries.</summary>
     internal static void Configure(SchoolServerOptions o, string root, string? postgres, string schema, int port, string fingerprint, TimeSpan pullInterval, RelayFaults faults)
     {
-        o.DataDirectory = Path.Combine(root, "school");
+        o.DataDirectory = postgres is null ? Path.Combine(root, "school") : null;
         o.PostgresConnectionString = postgres;
         o.Schema = schema;
         o.SchoolId = SchoolId;
