@@ -28,7 +28,7 @@ namespace IMikelGo.Benchmarks;
 /// </summary>
 [MemoryDiagnoser]
 [Config(typeof(LongSingleShotInProcessConfig))]
-public class MartenIngestBenchmarks : IDisposable
+public class MartenStoreRateBenchmarks : IDisposable
 {
     private const int Batch = 1_000;
     private const int Events = EngineData.EventCount;
