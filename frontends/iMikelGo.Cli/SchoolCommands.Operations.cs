@@ -60,7 +60,7 @@ internal static partial class SchoolCommands
     {
         var account = new Option<string?>("--account") { Description = "Sync only this account." };
         var retries = RetriesOption();
-        var command = new Command("sync", "Push every account's pending events through the relay (sealed for the enrolled devices) and pull the teachers' changes; pending revocations first. Exit 13 when the relay failed for some account (retried next time).") { account, retries };
+        var command = new Command("sync", "Push every account's pending events through the relay (sealed for the enrolled devices) and pull the teachers' changes; pending revocations first. Stops at an unreachable relay (or a wrong certificate). Exit 13 when the relay failed for some account (retried next time).") { account, retries };
         var common = AddCommon(command);
         command.SetAction((parse, ct) => WithSchoolAsync(parse, common, error, parse.GetValue(retries), ct, async (school, _, _) =>
         {
@@ -77,15 +77,20 @@ internal static partial class SchoolCommands
 
             var json = parse.GetValue(common.AsJson);
             var result = await WithProgressAsync(error, json, "syncing", progress => school.SyncAsync(only, progress, ct)).ConfigureAwait(false);
-            await WriteAsync(output, json, new { accounts = result.Accounts, sent = result.EventsSent, received = result.EventsReceived, duplicatePushes = result.DuplicatePushes, failures = result.Failures },
-                $"synced {result.Accounts} accounts: sent {result.EventsSent} events, received {result.EventsReceived}, {result.Failures.Count} failed").ConfigureAwait(false);
-            if (result.Failures.Count > 0)
+            await WriteAsync(output, json, new
             {
-                // Usually one cause (the relay is down) for every account: the first one, then how many more (all in --json).
-                await error.WriteLineAsync($"relay: {result.Failures[0]}{(result.Failures.Count > 1 ? $" (and {result.Failures.Count - 1} more; they are retried by the next sync)" : "")}").ConfigureAwait(false);
+                accounts = result.Accounts, sent = result.EventsSent, received = result.EventsReceived, duplicatePushes = result.DuplicatePushes, failures = result.Failures,
+                notAttempted = result.NotAttempted.Select(a => a.Value),
+            },
+                $"synced {result.Accounts - result.NotAttempted.Count} of {result.Accounts} accounts: sent {result.EventsSent} events, received {result.EventsReceived}, {result.Failures.Count} failed, {result.NotAttempted.Count} not attempted").ConfigureAwait(false);
+            if (!result.Complete)
+            {
+                // The first failure, then what else is left (all of it in --json); the next sync retries every one.
+                var more = result.Failures.Count - 1 + result.NotAttempted.Count;
+                await error.WriteLineAsync($"relay: {result.Failures[0]}{(more > 0 ? $" (and {more} more; they are retried by the next sync)" : "")}").ConfigureAwait(false);
             }
 
-            return result.Failures.Count == 0 ? 0 : DeviceCommands.ExitRelay;
+            return result.Complete ? 0 : DeviceCommands.ExitRelay;
         }));
         return command;
     }
@@ -99,13 +104,8 @@ internal static partial class SchoolCommands
         var common = AddCommon(command);
         command.SetAction((parse, ct) => WithSchoolAsync(parse, common, error, null, ct, async (school, _, _) =>
         {
-            var name = parse.GetValue(account)!;
-            if (await UnknownAccountAsync(school, name, error).ConfigureAwait(false) is { } code)
-            {
-                return code;
-            }
-
-            var license = await school.IssueLicenseAsync(new AccountId(name), ct).ConfigureAwait(false);
+            // The connector refuses an account outside the published timetable (exit 22 with its message).
+            var license = await school.IssueLicenseAsync(new AccountId(parse.GetValue(account)!), ct).ConfigureAwait(false);
             var exit = 0;
             foreach (var (file, write) in new (FileInfo?, Action<string>)[]
             {
@@ -208,7 +208,7 @@ internal static partial class SchoolCommands
 
             await output.WriteLineAsync($"{devices.Count} device(s)").ConfigureAwait(false);
             return 0;
-        }));
+        }, writes: false));
         return command;
     }
 
@@ -248,9 +248,15 @@ internal static partial class SchoolCommands
                 target = known.Device;
             }
 
-            var revoked = await school.WipeAsync(id, target, parse.GetValue(reason)!, ct).ConfigureAwait(false);
-            await WriteAsync(output, parse.GetValue(common.AsJson), new { account = name, revoked = revoked.Select(r => r.Value), licensesDeactivated = target is null },
-                $"wiped: {revoked.Count} device(s) of {name} revoked{(target is null ? ", its licenses deactivated" : "")}; the relay orders the wipe at their next contact ('school sync' re-sends a revocation the relay has not taken yet)").ConfigureAwait(false);
+            var wiped = await school.WipeAsync(id, target, parse.GetValue(reason)!, ct).ConfigureAwait(false);
+            await WriteAsync(output, parse.GetValue(common.AsJson), new
+            {
+                account = name, revoked = wiped.Revoked.Select(r => r.Value), licensesDeactivated = target is null, relayReached = wiped.RelayReached, relayError = wiped.RelayError,
+            },
+                $"wiped: {wiped.Revoked.Count} device(s) of {name} revoked in the log{(target is null ? ", its licenses deactivated" : "")}; " +
+                (wiped.RelayReached
+                    ? "the relay has the revocation and orders the wipe at the device's next contact"
+                    : $"relay not reached ({wiped.RelayError}): the revocation will be sent at the next 'school sync'")).ConfigureAwait(false);
             return 0;
         }));
         return command;
@@ -289,7 +295,7 @@ internal static partial class SchoolCommands
             }
 
             return 0;
-        }));
+        }, writes: false));
         return command;
     }
 

@@ -14,7 +14,7 @@ using Spectre.Console;
 namespace IMikelGo.Cli;
 
 /// <summary>
-/// <c>imikelgo school init|settings|import|publish|sync|license issue|enrollments|device list|wipe|report|relay-registrations</c>:
+/// <c>imikelgo school init|settings|import|publish|sync|serve|license issue|enrollments|device list|wipe|report|relay-registrations</c>:
 /// the administration's side of the school connector from a terminal (docs/cli.md, docs/school-connector.md).
 /// </summary>
 internal static partial class SchoolCommands
@@ -44,6 +44,7 @@ internal static partial class SchoolCommands
         school.Subcommands.Add(Import(output, error));
         school.Subcommands.Add(Publish(output, error));
         school.Subcommands.Add(Sync(output, error));
+        school.Subcommands.Add(Serve(output, error));
         var license = new Command("license", "Licenses of teachers (license key + school-internal password + QR code).");
         license.Subcommands.Add(IssueLicense(output, error));
         school.Subcommands.Add(license);
@@ -60,7 +61,7 @@ internal static partial class SchoolCommands
     /// <summary>The CLI settings kept in the connector store between invocations.</summary>
     /// <param name="Relay">The relay's https base address.</param>
     /// <param name="RelayPin">The SHA-256 of the relay's certificate (64 lowercase hex digits), or null for a CA-trusted relay.</param>
-    /// <param name="EnrollmentAccount">The account whose mailbox the enrollment caller uses (relay hand-off), or null.</param>
+    /// <param name="EnrollmentAccount">The relay account the enrollment caller is registered in, or null for the school id.</param>
     private sealed record CliSettings(string Relay, string? RelayPin, string? EnrollmentAccount);
 
     private sealed record Common(Option<DirectoryInfo> Data, Option<string?> Postgres, Option<string> Schema, Option<bool> AsJson);
@@ -86,7 +87,7 @@ internal static partial class SchoolCommands
         var id = new Option<string>("--school") { Description = "The school's id ([A-Za-z0-9._-]; it names the root certificate and the enrollment caller).", Required = true };
         var relay = new Option<string>("--relay") { Description = "The relay's https base address (e.g. https://relay.example:443/).", Required = true };
         var pin = new Option<string?>("--relay-pin") { Description = "The SHA-256 fingerprint of the relay's certificate (printed by 'imikelgo relay serve'); devices get it in the QR code." };
-        var enrollment = new Option<string?>("--enrollment-account") { Description = "The account whose relay mailbox the enrollment caller uses (relay hand-off of device enrollments)." };
+        var enrollment = new Option<string?>("--enrollment-account") { Description = "The relay account the enrollment caller (id = school id) is registered in (default: the school id; 'relay-registrations' always lists it)." };
         var command = new Command("init", "Create the school: root certificate, keys and settings in a new store. Refuses a store that already holds a school.") { id, relay, pin, enrollment };
         var common = AddCommon(command);
         command.SetAction(async (parse, ct) =>
@@ -106,11 +107,11 @@ internal static partial class SchoolCommands
 
                 await using var school = await SchoolConnector.InitAsync(store, parse.GetValue(id)!, ConnectorSettings(settings, null), ct).ConfigureAwait(false);
                 await SaveSettingsAsync(store, settings, ct).ConfigureAwait(false);
-                await WriteAsync(output, parse.GetValue(common.AsJson), new { school = school.SchoolId, rootFingerprint = school.RootFingerprint, relay = settings.Relay, relayPin = settings.RelayPin, enrollmentAccount = settings.EnrollmentAccount, store = Where(parse, common) },
+                await WriteAsync(output, parse.GetValue(common.AsJson), new { school = school.SchoolId, rootFingerprint = school.RootFingerprint, relay = settings.Relay, relayPin = settings.RelayPin, enrollmentAccount = settings.EnrollmentAccount ?? school.SchoolId, store = Where(parse, common) },
                     $"school {school.SchoolId} created in {Where(parse, common)}; root certificate sha256 {school.RootFingerprint}; relay {settings.Relay}{(settings.RelayPin is null ? " (not pinned)" : " pinned " + settings.RelayPin)}\n" +
                     "next: 'imikelgo school import FILE', then 'imikelgo school publish'").ConfigureAwait(false);
                 return 0;
-            }).ConfigureAwait(false);
+            }, exclusive: true).ConfigureAwait(false);
         });
         return command;
     }
@@ -119,12 +120,12 @@ internal static partial class SchoolCommands
     {
         var relay = new Option<string?>("--relay") { Description = "A new relay address." };
         var pin = new Option<string?>("--relay-pin") { Description = "A new relay certificate fingerprint (e.g. after the relay's certificate changed)." };
-        var enrollment = new Option<string?>("--enrollment-account") { Description = "The account whose relay mailbox the enrollment caller uses." };
+        var enrollment = new Option<string?>("--enrollment-account") { Description = "The relay account the enrollment caller is registered in (default: the school id)." };
         var command = new Command("settings", "Show the school's settings; with options, change them (kept in the store).") { relay, pin, enrollment };
         var common = AddCommon(command);
         command.SetAction((parse, ct) => WithSchoolAsync(parse, common, error, null, ct, async (school, settings, store) =>
         {
-            if (parse.GetValue(relay) is not null || parse.GetValue(pin) is not null || parse.GetValue(enrollment) is not null)
+            if (Changes(parse))
             {
                 if (!TryParseSettings(parse.GetValue(relay) ?? settings.Relay, parse.GetValue(pin) ?? settings.RelayPin, parse.GetValue(enrollment) ?? settings.EnrollmentAccount, error, out var changed))
                 {
@@ -135,12 +136,14 @@ internal static partial class SchoolCommands
                 await SaveSettingsAsync(store, settings, ct).ConfigureAwait(false);
             }
 
-            await WriteAsync(output, parse.GetValue(common.AsJson), new { school = school.SchoolId, rootFingerprint = school.RootFingerprint, relay = settings.Relay, relayPin = settings.RelayPin, enrollmentAccount = settings.EnrollmentAccount, accounts = school.Accounts.Count, pendingImport = school.PendingImport },
-                $"school {school.SchoolId}, root sha256 {school.RootFingerprint}\nrelay {settings.Relay}, pin {settings.RelayPin ?? "(none)"}, enrollment account {settings.EnrollmentAccount ?? "(none)"}\n" +
+            await WriteAsync(output, parse.GetValue(common.AsJson), new { school = school.SchoolId, rootFingerprint = school.RootFingerprint, relay = settings.Relay, relayPin = settings.RelayPin, enrollmentAccount = settings.EnrollmentAccount ?? school.SchoolId, accounts = school.Accounts.Count, pendingImport = school.PendingImport },
+                $"school {school.SchoolId}, root sha256 {school.RootFingerprint}\nrelay {settings.Relay}, pin {settings.RelayPin ?? "(none)"}, enrollment account {EnrollmentAccountOf(settings, school)}\n" +
                 $"{school.Accounts.Count} account(s); {(school.PendingImport is null ? "no import pending" : "an import is pending: run 'imikelgo school publish'")}").ConfigureAwait(false);
             return 0;
-        }));
+        }, writes: Changes(parse)));
         return command;
+
+        bool Changes(ParseResult parse) => parse.GetValue(relay) is not null || parse.GetValue(pin) is not null || parse.GetValue(enrollment) is not null;
     }
 
     private static Command RelayRegistrations(TextWriter output, TextWriter error)
@@ -177,7 +180,7 @@ internal static partial class SchoolCommands
             }
 
             return 0;
-        }));
+        }, writes: false));
         return command;
     }
 
@@ -213,7 +216,6 @@ internal static partial class SchoolCommands
         RelayCertificateSha256 = settings.RelayPin,
         EnrollmentAccount = settings.EnrollmentAccount,
         ConfigureRelay = retries is { } n ? o => o.MaxRetries = n : null,
-        WrapRelayClient = new RelayCircuit().Wrap,
     };
 
     private static Task SaveSettingsAsync(ISchoolConnectorStore store, CliSettings settings, CancellationToken ct) =>
@@ -226,22 +228,42 @@ internal static partial class SchoolCommands
         parse.GetValue(common.Postgres) is { Length: > 0 } option ? option
         : Environment.GetEnvironmentVariable("IMIKELGO_SCHOOL_POSTGRES") is { Length: > 0 } env ? env : null;
 
-    /// <summary>Opens the store (creating it only for init) and maps every expected failure to one line on stderr and an exit code.</summary>
-    private static async Task<int> WithStoreAsync(ParseResult parse, Common common, TextWriter error, bool create, Func<ISchoolConnectorStore, Task<int>> work)
+    /// <summary>
+    /// Opens the store (creating it only for init) and maps every expected failure to one line on stderr and an exit code.
+    /// <paramref name="exclusive"/>: the command changes the school or talks to the relay, so it holds the embedded
+    /// store's lock (<see cref="LockFile"/>) and is refused while another such command or 'school serve' holds it.
+    /// </summary>
+    private static Task<int> WithStoreAsync(ParseResult parse, Common common, TextWriter error, bool create, Func<ISchoolConnectorStore, Task<int>> work, bool exclusive) =>
+        GuardAsync(error, async () =>
+        {
+            var (free, held) = exclusive ? await LockAsync(parse, common, error, create).ConfigureAwait(false) : (true, null);
+            using (held)
+            {
+                if (!free)
+                {
+                    return ExitState;
+                }
+
+                var store = await OpenStoreAsync(parse, common, create).ConfigureAwait(false);
+                if (store is null)
+                {
+                    await error.WriteLineAsync($"error: no school in {Where(parse, common)}; run 'imikelgo school init' first").ConfigureAwait(false);
+                    return ExitState;
+                }
+
+                await using (store.ConfigureAwait(false))
+                {
+                    return await work(store).ConfigureAwait(false);
+                }
+            }
+        });
+
+    /// <summary>Runs <paramref name="work"/>, mapping every expected failure to one line on stderr and an exit code.</summary>
+    private static async Task<int> GuardAsync(TextWriter error, Func<Task<int>> work)
     {
         try
         {
-            var store = await OpenStoreAsync(parse, common, create).ConfigureAwait(false);
-            if (store is null)
-            {
-                await error.WriteLineAsync($"error: no school in {Where(parse, common)}; run 'imikelgo school init' first").ConfigureAwait(false);
-                return ExitState;
-            }
-
-            await using (store.ConfigureAwait(false))
-            {
-                return await work(store).ConfigureAwait(false);
-            }
+            return await work().ConfigureAwait(false);
         }
         catch (SchoolImportException e)
         {
@@ -252,6 +274,11 @@ internal static partial class SchoolCommands
         {
             await error.WriteLineAsync($"relay: {e.Message}").ConfigureAwait(false);
             return DeviceCommands.ExitRelay;
+        }
+        catch (KeyNotFoundException e)
+        {
+            await error.WriteLineAsync($"error: {e.Message}").ConfigureAwait(false);
+            return ExitUnknown;
         }
         catch (Exception e) when (e is ArgumentException or FormatException)
         {
@@ -290,24 +317,30 @@ internal static partial class SchoolCommands
     }
 
     /// <summary>Opens the school with its saved settings and runs <paramref name="work"/>.</summary>
-    private static Task<int> WithSchoolAsync(ParseResult parse, Common common, TextWriter error, int? retries, CancellationToken ct, Func<SchoolConnector, CliSettings, ISchoolConnectorStore, Task<int>> work) =>
+    private static Task<int> WithSchoolAsync(ParseResult parse, Common common, TextWriter error, int? retries, CancellationToken ct, Func<SchoolConnector, CliSettings, ISchoolConnectorStore, Task<int>> work, bool writes = true) =>
         WithStoreAsync(parse, common, error, create: false, async store =>
         {
-            var bytes = await store.GetValueAsync(SettingsKey, ct).ConfigureAwait(false);
-            if (bytes is null)
+            if (await ReadSettingsAsync(store, ct).ConfigureAwait(false) is not { } settings)
             {
                 await error.WriteLineAsync($"error: no school in {Where(parse, common)}; run 'imikelgo school init' first").ConfigureAwait(false);
                 return ExitState;
             }
 
-            var settings = JsonSerializer.Deserialize<CliSettings>(bytes, Json)
-                ?? throw new InvalidOperationException("the stored settings are empty; run 'imikelgo school settings --relay …'");
             var school = await SchoolConnector.OpenAsync(store, ConnectorSettings(settings, retries), ct).ConfigureAwait(false);
             await using (school.ConfigureAwait(false))
             {
                 return await work(school, settings, store).ConfigureAwait(false);
             }
-        });
+        }, writes);
+
+    /// <summary>The CLI settings in the store, or null when there is no school.</summary>
+    private static async Task<CliSettings?> ReadSettingsAsync(ISchoolConnectorStore store, CancellationToken ct) =>
+        await store.GetValueAsync(SettingsKey, ct).ConfigureAwait(false) is { } bytes
+            ? JsonSerializer.Deserialize<CliSettings>(bytes, Json) ?? throw new InvalidOperationException("the stored settings are empty; run 'imikelgo school settings --relay …'")
+            : null;
+
+    private static string EnrollmentAccountOf(CliSettings settings, SchoolConnector school) =>
+        settings.EnrollmentAccount ?? $"{school.SchoolId} (the school id)";
 
     private static Task WriteAsync(TextWriter output, bool json, object value, string text) =>
         output.WriteLineAsync(json ? JsonSerializer.Serialize(value, Json) : text);

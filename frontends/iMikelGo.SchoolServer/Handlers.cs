@@ -20,7 +20,7 @@ public static partial class SchoolServerHandlers
         var connector = await server.ConnectorAsync(cancellationToken).ConfigureAwait(false);
         var result = await connector.SyncAsync(new AccountId(message.Account), null, cancellationToken).ConfigureAwait(false);
         server.Telemetry.Synced(result);
-        if (result.Failures.Count > 0)
+        if (!result.Complete)
         {
             throw new RelayUnavailableException($"sync of {message.Account} failed: {string.Join("; ", result.Failures)}");
         }
@@ -39,13 +39,13 @@ public static partial class SchoolServerHandlers
         var connector = await server.ConnectorAsync(cancellationToken).ConfigureAwait(false);
         var result = await connector.SyncAsync(null, null, cancellationToken).ConfigureAwait(false);
         server.Telemetry.Synced(result);
-        if (result.Failures.Count == 0)
+        if (result.Complete)
         {
             LogPulled(logger, result.Accounts, result.EventsReceived, result.EventsSent);
             return;
         }
 
-        var failure = $"pull failed for {result.Failures.Count} of {result.Accounts} accounts: {string.Join("; ", result.Failures.Take(3))}";
+        var failure = $"pull failed for {result.Failures.Count} of {result.Accounts} accounts ({result.NotAttempted.Count} not attempted): {string.Join("; ", result.Failures.Take(3))}";
         if (!message.Scheduled)
         {
             throw new RelayUnavailableException(failure);
@@ -54,21 +54,38 @@ public static partial class SchoolServerHandlers
         LogScheduledPullFailed(logger, failure);
     }
 
-    /// <summary>Decides the pending enrollment requests; each approved account gets a push (its chain for the new device).</summary>
-    public static async Task<OutgoingMessages> Handle(ProcessEnrollments message, SchoolServer server, CancellationToken cancellationToken)
+    /// <summary>
+    /// Decides the pending enrollment requests; each approved account gets a push (its chain for the new device). A failed
+    /// on-demand run is retried with backoff; a failed scheduled run (relay down, or a relay that does not know the
+    /// enrollment caller) is logged once and left to the next tick, so it never turns into a fast retry loop.
+    /// </summary>
+    public static async Task<OutgoingMessages> Handle(ProcessEnrollments message, SchoolServer server, ILogger<SchoolServer> logger, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(message);
         ArgumentNullException.ThrowIfNull(server);
         var connector = await server.ConnectorAsync(cancellationToken).ConfigureAwait(false);
+        var pushes = new OutgoingMessages();
         try
         {
             var outcomes = await connector.ProcessEnrollmentsAsync(cancellationToken).ConfigureAwait(false);
-            var pushes = new OutgoingMessages();
             pushes.AddRange(outcomes.Where(o => o.Approved && o.Account is not null).Select(o => o.Account!).Distinct(StringComparer.Ordinal).Select(a => new PushAccount(a)));
+            if (outcomes.Count > 0)
+            {
+                LogEnrollments(logger, outcomes.Count, outcomes.Count(o => o.Approved));
+            }
+
             return pushes;
         }
-        catch (RelayException e)
+        catch (Exception e) when (e is RelayException or HttpRequestException)
         {
-            throw new RelayUnavailableException("processing enrollments failed: " + e.Message, e);
+            if (!message.Scheduled)
+            {
+                throw new RelayUnavailableException("processing enrollments failed: " + e.Message, e);
+            }
+
+            server.Telemetry.EnrollmentFailed();
+            LogScheduledEnrollmentsFailed(logger, e.Message);
+            return pushes;
         }
     }
 
@@ -80,4 +97,10 @@ public static partial class SchoolServerHandlers
 
     [LoggerMessage(EventId = 3, Level = LogLevel.Warning, Message = "Scheduled {Failure}; the next scheduled pull retries")]
     private static partial void LogScheduledPullFailed(ILogger logger, string failure);
+
+    [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "Scheduled enrollment processing failed: {Error}; the next scheduled run retries")]
+    private static partial void LogScheduledEnrollmentsFailed(ILogger logger, string error);
+
+    [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "Processed {Requests} enrollment requests: {Approved} approved")]
+    private static partial void LogEnrollments(ILogger logger, int requests, int approved);
 }

@@ -11,8 +11,11 @@ public sealed record PushAccount(string Account);
 /// </param>
 public sealed record PullRelay(bool Scheduled);
 
-/// <summary>Decide the enrollment requests waiting at the relay.</summary>
-public sealed record ProcessEnrollments;
+/// <summary>Decide the enrollment requests waiting at the relay, every <see cref="SchoolServerOptions.PullInterval"/> or on demand.</summary>
+/// <param name="Scheduled">
+/// True for the timer's run: a failure is logged once and left to the next tick; an on-demand run is retried with backoff.
+/// </param>
+public sealed record ProcessEnrollments(bool Scheduled = false);
 
 /// <summary>The relay could not be reached or refused a sync; the message is retried with backoff (never dropped).</summary>
 public sealed class RelayUnavailableException : Exception

@@ -43,12 +43,12 @@ public sealed class SchoolServer
     }
 
     /// <summary>Remote wipe (see <see cref="SchoolConnector.WipeAsync"/>), then a push of the account (revocation and log).</summary>
-    public async Task<IReadOnlyList<ReplicaId>> WipeAsync(AccountId account, ReplicaId? device, string reason, CancellationToken cancellationToken)
+    public async Task<SchoolWipeResult> WipeAsync(AccountId account, ReplicaId? device, string reason, CancellationToken cancellationToken)
     {
         var connector = await ConnectorAsync(cancellationToken).ConfigureAwait(false);
-        var revoked = await connector.WipeAsync(account, device, reason, cancellationToken).ConfigureAwait(false);
+        var result = await connector.WipeAsync(account, device, reason, cancellationToken).ConfigureAwait(false);
         await SendAsync(new PushAccount(account.Value)).ConfigureAwait(false);
-        return revoked;
+        return result;
     }
 
     /// <summary>Enqueues a push (and pull) of one account.</summary>
@@ -83,6 +83,8 @@ public sealed class SchoolServer
         (await _opened.Task.WaitAsync(cancellationToken).ConfigureAwait(false)).Store;
 
     internal Task SendPullAsync(bool scheduled) => SendAsync(new PullRelay(scheduled));
+
+    internal Task SendScheduledEnrollmentsAsync() => SendAsync(new ProcessEnrollments(Scheduled: true));
 
     internal void Opened(SchoolConnector connector, ISchoolConnectorStore store) => _opened.TrySetResult((connector, store));
 

@@ -81,8 +81,8 @@ internal sealed partial class SchoolConnectorHost(SchoolServer server, SchoolSer
 
 /// <summary>
 /// Started after Wolverine: enqueues a push for every account the relay has not acknowledged yet (the store is the
-/// source of truth; this also covers a crash between a publish and its message), then enqueues a pull every
-/// <see cref="SchoolServerOptions.PullInterval"/>.
+/// source of truth; this also covers a crash between a publish and its message), then enqueues an enrollment run and a
+/// pull every <see cref="SchoolServerOptions.PullInterval"/> (both scheduled: a failure waits for the next tick).
 /// </summary>
 internal sealed partial class SchoolServerScheduler(SchoolServer server, SchoolServerOptions options, ILogger<SchoolServerScheduler> logger) : BackgroundService
 {
@@ -98,6 +98,7 @@ internal sealed partial class SchoolServerScheduler(SchoolServer server, SchoolS
         using var timer = new PeriodicTimer(options.PullInterval, options.Time);
         while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
         {
+            await server.SendScheduledEnrollmentsAsync().ConfigureAwait(false);
             await server.SendPullAsync(scheduled: true).ConfigureAwait(false);
         }
     }

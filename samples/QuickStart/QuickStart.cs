@@ -344,7 +344,7 @@ public static class QuickStart
             // 11. Remote wipe.
             Step($"remote wipe: the school deactivates {a.Name}'s laptop (connector.WipeAsync); at its next sync it erases its data and acknowledges");
             var laptopId = laptop.DeviceId!.Value;
-            var revoked = await School.WipeAsync(a.Account, laptopId, "lost on the train", ct).ConfigureAwait(false);
+            var revoked = (await School.WipeAsync(a.Account, laptopId, "lost on the train", ct).ConfigureAwait(false)).Revoked;
             Expect(revoked.Count == 1 && revoked[0] == laptopId, "the connector revoked exactly the laptop");
             Line($"school: revoked {laptopId.Value[..12]}… in the signed log (DeviceRevoked) and at the relay");
             var wiped = await laptop.SyncAsync(null, ct).ConfigureAwait(false);

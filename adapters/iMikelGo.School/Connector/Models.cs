@@ -80,8 +80,25 @@ public sealed record DirectEnrollment(string License, string Password, System.Co
 /// <param name="EventsSent">School events pushed.</param>
 /// <param name="EventsReceived">Teacher events applied (new to the store).</param>
 /// <param name="DuplicatePushes">Pushes the relay already had (idempotent by bundle id).</param>
-/// <param name="Failures">Accounts whose sync failed (relay down…), with the error; they are retried next time.</param>
-public sealed record SchoolSyncResult(int Accounts, int EventsSent, int EventsReceived, int DuplicatePushes, IReadOnlyList<string> Failures);
+/// <param name="Failures">Accounts (and pending revocations) whose sync failed, with the error; they are retried next time.</param>
+/// <param name="NotAttempted">
+/// Accounts not tried because the relay was unreachable or presented the wrong certificate earlier in the same call
+/// (one outage is not waited out once per account); they are retried next time.
+/// </param>
+public sealed record SchoolSyncResult(int Accounts, int EventsSent, int EventsReceived, int DuplicatePushes, IReadOnlyList<string> Failures, IReadOnlyList<AccountId> NotAttempted)
+{
+    /// <summary>Whether every account was synced (nothing failed, nothing left untried).</summary>
+    public bool Complete => Failures.Count == 0 && NotAttempted.Count == 0;
+}
+
+/// <summary>What a remote wipe (<see cref="SchoolConnector.WipeAsync"/>) did.</summary>
+/// <param name="Revoked">The devices revoked in the account's log (durable).</param>
+/// <param name="RelayReached">
+/// Whether the relay took the account's revocations now; when false they stay pending and the next
+/// <see cref="SchoolConnector.SyncAsync"/> sends them.
+/// </param>
+/// <param name="RelayError">Why the relay did not take them, if it did not.</param>
+public sealed record SchoolWipeResult(IReadOnlyList<ReplicaId> Revoked, bool RelayReached, string? RelayError);
 
 /// <summary>What a publish recorded (and stored).</summary>
 /// <param name="Accounts">Accounts with new events.</param>

@@ -128,7 +128,9 @@ public sealed partial class SchoolConnector
     /// Syncs every account (or one): pushes the school replica's pending events sealed for every enrolled device's
     /// published key (outgoing bundles sealed once, re-pushed under the same id until acknowledged), pulls the mailbox
     /// and stores verified teacher events exactly once, cursor stored only after the events are durable. Pending
-    /// revocations are sent first. A relay outage is reported in <see cref="SchoolSyncResult.Failures"/> and retried on the next call.
+    /// revocations are sent first. A relay failure is reported in <see cref="SchoolSyncResult.Failures"/> and retried on
+    /// the next call; once the relay is unreachable (after the client's own retries) or presents the wrong certificate,
+    /// the remaining accounts are not tried (<see cref="SchoolSyncResult.NotAttempted"/>).
     /// </summary>
     public async Task<SchoolSyncResult> SyncAsync(AccountId? only, IProgress<SchoolProgress>? progress, CancellationToken cancellationToken)
     {
@@ -136,11 +138,18 @@ public sealed partial class SchoolConnector
         try
         {
             var failures = new List<string>();
-            await SendRevocationsAsync(failures, cancellationToken).ConfigureAwait(false);
+            var down = await SendRevocationsAsync(failures, cancellationToken).ConfigureAwait(false);
             var accounts = only is { } one ? [one] : Accounts;
+            var notAttempted = new List<AccountId>();
             int sent = 0, received = 0, duplicates = 0, done = 0;
             foreach (var account in accounts)
             {
+                if (down)
+                {
+                    notAttempted.Add(account);
+                    continue;
+                }
+
                 var replica = new SchoolSyncReplica(this, ReplicaFor(account));
                 using var agent = new SyncAgent(AccountClient(account), replica);
                 try
@@ -153,12 +162,13 @@ public sealed partial class SchoolConnector
                 catch (RelayException e)
                 {
                     failures.Add($"{account}: {e.Message}");
+                    down = Unreachable(e);
                 }
 
                 progress?.Report(new SchoolProgress("syncing", ++done, accounts.Count));
             }
 
-            return new SchoolSyncResult(accounts.Count, sent, received, duplicates, failures);
+            return new SchoolSyncResult(accounts.Count, sent, received, duplicates, failures, notAttempted);
         }
         finally
         {
@@ -192,10 +202,12 @@ public sealed partial class SchoolConnector
     /// licenses): a school-signed <see cref="DeviceRevoked"/> in the account's log (durable first), then the
     /// revocation to the relay — kept pending and retried by <see cref="SyncAsync"/> while the relay is down.
     /// </summary>
-    /// <returns>The devices revoked.</returns>
-    public async Task<IReadOnlyList<ReplicaId>> WipeAsync(AccountId account, ReplicaId? device, string reason, CancellationToken cancellationToken)
+    /// <returns>The devices revoked and whether the relay took the revocations now.</returns>
+    public async Task<SchoolWipeResult> WipeAsync(AccountId account, ReplicaId? device, string reason, CancellationToken cancellationToken)
     {
         var revoked = new List<ReplicaId>();
+        var failures = new List<string>();
+        bool reached;
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -225,7 +237,8 @@ public sealed partial class SchoolConnector
                 await _store.SetValueAsync($"{RevocationPrefix}{account.Value}/*", Encoding.UTF8.GetBytes(reason), cancellationToken).ConfigureAwait(false);
             }
 
-            await SendRevocationsAsync([], cancellationToken).ConfigureAwait(false);
+            await SendRevocationsAsync(failures, cancellationToken).ConfigureAwait(false);
+            reached = (await _store.ListValuesAsync($"{RevocationPrefix}{account.Value}/", cancellationToken).ConfigureAwait(false)).Count == 0;
         }
         finally
         {
@@ -237,7 +250,7 @@ public sealed partial class SchoolConnector
             await DeactivateLicensesAsync(account, cancellationToken).ConfigureAwait(false);
         }
 
-        return revoked;
+        return new SchoolWipeResult(revoked, reached, reached ? null : failures.FirstOrDefault() ?? "the relay was not reached");
     }
 
     /// <summary>Finds the account of a device.</summary>
@@ -356,7 +369,8 @@ public sealed partial class SchoolConnector
         KeysOf(account)[device] = encryptionKey;
     }
 
-    private async Task SendRevocationsAsync(List<string> failures, CancellationToken cancellationToken)
+    /// <summary>Sends the pending revocations; true when the relay turned out unreachable (the rest stay pending).</summary>
+    private async Task<bool> SendRevocationsAsync(List<string> failures, CancellationToken cancellationToken)
     {
         foreach (var (name, value) in await _store.ListValuesAsync(RevocationPrefix, cancellationToken).ConfigureAwait(false))
         {
@@ -370,9 +384,18 @@ public sealed partial class SchoolConnector
             catch (RelayException e)
             {
                 failures.Add($"revocation {parts[0]}/{parts[1]}: {e.Message}");
+                if (Unreachable(e))
+                {
+                    return true;
+                }
             }
         }
+
+        return false;
     }
+
+    /// <summary>An outage (after the client's own retries) or an impostor certificate: every further request of this call would fail the same way.</summary>
+    private static bool Unreachable(RelayException e) => e.IsTransient || e is RelayCertificatePinningException;
 
     private IRelayClient AccountClient(AccountId account) => Client(ReplicaFor(account).Id.Value, _keys.KeyFor(account));
 

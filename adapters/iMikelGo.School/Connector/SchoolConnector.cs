@@ -205,8 +205,14 @@ public sealed partial class SchoolConnector : IAsyncDisposable
     /// device enrolling through the relay refuses it unless it was given the fingerprint otherwise).
     /// </summary>
     /// <exception cref="InvalidOperationException">No relay address configured.</exception>
+    /// <exception cref="KeyNotFoundException">The account is not in the published timetable (a license for it could never sync).</exception>
     public async Task<IssuedLicense> IssueLicenseAsync(AccountId account, CancellationToken cancellationToken)
     {
+        if (!_replicas.ContainsKey(account))
+        {
+            throw new KeyNotFoundException($"unknown account '{account}': not in the published timetable ({_replicas.Count} accounts; publishing a timetable with this teacher creates it)");
+        }
+
         var relay = _options.RelayAddress ?? throw new InvalidOperationException("no relay address configured");
         var pin = _options.RelayCertificateSha256;
         var license = LicenseKey.Generate();
