@@ -180,6 +180,32 @@ internal sealed partial class AppUpdates : IAppUpdates, IDisposable
         }
     }
 
+    /// <summary>
+    /// Once the host listens: tells the launcher that the running version started cleanly (<see cref="UpdateLauncher.ConfirmStarted"/>),
+    /// so it keeps this version instead of falling back after its start attempts run out. A run outside an install root
+    /// (development, tests) has nothing to confirm; a failure to write is logged and the launcher's fallback stays in force.
+    /// </summary>
+    /// <returns>True when the version was confirmed.</returns>
+    internal bool ConfirmStarted()
+    {
+        try
+        {
+            new UpdateLauncher(_settings.InstallRoot, _time).ConfirmStarted(_settings.Running);
+            LogConfirmed(_logger, _settings.Running.Text, _settings.InstallRoot);
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            LogNotInstalled(_logger, _settings.Running.Text, _settings.InstallRoot);
+            return false;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            LogConfirmFailed(_logger, _settings.Running.Text, e.Message);
+            return false;
+        }
+    }
+
     /// <summary>The check at start: in the background, so the window opens at once.</summary>
     internal void StartCheck(CancellationToken stopping) => _ = Task.Run(() => CheckAsync(stopping), stopping);
 
@@ -245,6 +271,15 @@ internal sealed partial class AppUpdates : IAppUpdates, IDisposable
     }
 
     private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "version {Version} confirmed as started cleanly in {Root}")]
+    private static partial void LogConfirmed(ILogger logger, string version, string root);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "version {Version} is not installed under {Root} (not started by the launcher): nothing to confirm")]
+    private static partial void LogNotInstalled(ILogger logger, string version, string root);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "could not confirm that version {Version} started cleanly ({Reason}); the launcher will count this start as failed")]
+    private static partial void LogConfirmFailed(ILogger logger, string version, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "update refused ({Code}): {Reason}; the running version stays")]
     private static partial void LogRefused(ILogger logger, UpdateErrorCode code, string reason);

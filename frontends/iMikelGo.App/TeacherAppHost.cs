@@ -77,7 +77,9 @@ public static class TeacherAppHost
         }
 
         await app.StartAsync(cancellationToken).ConfigureAwait(false);
-        app.Services.GetRequiredService<AppUpdates>().StartCheck(app.Lifetime.ApplicationStopping);
+        var updates = app.Services.GetRequiredService<AppUpdates>();
+        updates.ConfirmStarted(); // vault opened and host listening: the launcher keeps this version (docs/updates.md)
+        updates.StartCheck(app.Lifetime.ApplicationStopping);
         return app;
     }
 

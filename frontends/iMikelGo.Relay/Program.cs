@@ -3,7 +3,7 @@ namespace IMikelGo.Relay;
 /// <summary>Entry point of the standalone relay server (the CLI's <c>imikelgo relay serve</c> does the same).</summary>
 public static class Program
 {
-    /// <summary>Runs the relay until Ctrl+C or SIGTERM. Arguments: <c>--urls</c>, <c>--data</c>, <c>--store</c>, <c>--connection</c>.</summary>
+    /// <summary>Runs the relay until Ctrl+C or SIGTERM. Arguments: <c>--urls</c>, <c>--data</c>, <c>--store</c>, <c>--connection</c>, <c>--update-feed</c>.</summary>
     public static async Task<int> Main(string[] args)
     {
         var options = new RelayOptions();
@@ -26,6 +26,10 @@ public static class Program
                     break;
                 case "--connection":
                     options.ConnectionString = args[i + 1];
+                    break;
+                case "--update-feed":
+                    // The signed update feed folder (imikelgo release publish), served read-only at /updates/.
+                    options.UpdateFeedDirectory = Path.GetFullPath(args[i + 1]);
                     break;
                 default:
                     await Console.Error.WriteLineAsync($"unknown option {args[i]}");

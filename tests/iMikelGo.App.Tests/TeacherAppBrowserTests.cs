@@ -2,9 +2,9 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text.RegularExpressions;
 using FluentAssertions;
+using System.Globalization;
 using IMikelGo.App.Components;
-using IMikelGo.Engine;
-using IMikelGo.Engine.Events;
+using IMikelGo.Device.Tests;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Playwright;
 using Xunit;
@@ -12,8 +12,9 @@ using Xunit;
 namespace IMikelGo.App.Tests;
 
 /// <summary>
-/// End to end in real Chromium (Debian's, via Playwright): a real relay (Kestrel, HTTPS, pinned), the test as the
-/// school (<see cref="School"/>), teacher-app instances in-process with their own encrypted vaults, and a signed update
+/// End to end in real Chromium (Debian's, via Playwright): the device tests' <see cref="World"/> (a real relay over
+/// pinned HTTPS and the real school connector on its SQLite store, answering the relay enrollment hand-off with
+/// <c>ProcessEnrollmentsAsync</c>), teacher-app instances in-process with their own encrypted vaults, and a signed update
 /// feed in a local folder (<see cref="UpdateFeed"/>).
 /// </summary>
 public sealed class TeacherAppBrowserTests
@@ -29,11 +30,11 @@ public sealed class TeacherAppBrowserTests
     {
         Skip.IfNoChromium();
         var monday = Monday(DateOnly.FromDateTime(DateTime.Today));
-        await using var school = await School.StartAsync(
-            new SeriesPublished(new SeriesId("klavier-di"), "Klavier", 2, 16 * 60, 45, new RoomId("raum-101"), [new StudentId("lena")], monday.AddDays(-7), monday.AddDays(60)),
-            new SeriesPublished(new SeriesId("geige-do"), "Violine", 4, 17 * 60, 30, new RoomId("raum-102"), [new StudentId("tom")], monday.AddDays(-7), monday.AddDays(60)));
-        await using var app1 = await StartAppAsync(school, "Laptop", Data(school, "laptop"));
-        await using var app2 = await StartAppAsync(school, "Tablet", Data(school, "tablet"));
+        await using var school = await World.StartAsync(timetable: Timetable(monday.AddDays(-7), monday.AddDays(60),
+            """{ "id": "klavier-di", "subject": "Klavier", "teacher": "k-anna-berger", "groups": ["lena"], "room": "raum-101", "weekday": "tuesday", "start": "16:00", "duration": 45 }""",
+            """{ "id": "geige-do", "subject": "Violine", "teacher": "k-anna-berger", "groups": ["tom"], "room": "raum-102", "weekday": "thursday", "start": "17:00", "duration": 30 }"""));
+        await using var app1 = await StartAppAsync(school, "Laptop");
+        await using var app2 = await StartAppAsync(school, "Tablet");
         await using var browser = await Browser.LaunchAsync();
         var laptop = await browser.OpenAsync(app1);
         var tablet = await browser.OpenAsync(app2);
@@ -44,7 +45,7 @@ public sealed class TeacherAppBrowserTests
         await Expect(laptop.Locator("#update-prompt")).ToHaveCountAsync(0);
         await EnrollAsync(laptop, school);
         await EnrollAsync(tablet, school);
-        await school.PublishAsync();
+        await SchoolSyncAsync(school);
 
         // PIN screen: lock and unlock.
         await laptop.ClickAsync("#lock");
@@ -73,7 +74,8 @@ public sealed class TeacherAppBrowserTests
         await Expect(laptop.Locator("#sync-out")).ToContainTextAsync("lena absent (unexcused)");
         await ShotAsync(laptop, "sync-summary");
 
-        // The tablet syncs and sees it.
+        // The school connector syncs the account (as the school server does), then the tablet syncs and sees it.
+        await SchoolSyncAsync(school);
         await SyncAsync(tablet);
         await Expect(tablet.Locator("#sync-in")).ToContainTextAsync("lena absent (unexcused)");
         await Expect(tablet.Locator("tr.imk-lesson", new() { HasText = "Klavier" })).ToContainTextAsync("fehlt (unentschuldigt)");
@@ -93,11 +95,15 @@ public sealed class TeacherAppBrowserTests
         await tablet.FillAsync("#held-note", "Tonleitern geübt");
         await tablet.ClickAsync("#held-submit");
         await SyncAsync(laptop);
+        await SchoolSyncAsync(school);
         await SyncAsync(tablet);
         await Expect(tablet.Locator("#conflicts")).ToContainTextAsync(IMikelGo.Engine.Merge.MergeRules.CancelBeatsHeld);
         await tablet.Locator("#conflicts-title").ScrollIntoViewIfNeededAsync();
         await ShotAsync(tablet, "conflicts");
-        await Expect(tablet.Locator("#devices")).ToContainTextAsync("Laptop");
+        // The account's devices: the tablet lists the laptop (the relay hand-off carries no label: the school's log names devices by id).
+        var laptopId = await laptop.Locator("#devices li", new() { HasText = "dieses Gerät" }).Locator("code").InnerTextAsync();
+        await Expect(tablet.Locator("#devices li")).ToHaveCountAsync(2);
+        await Expect(tablet.Locator("#devices li", new() { HasText = laptopId })).Not.ToContainTextAsync("dieses Gerät");
 
         // English UI.
         await tablet.ClickAsync("#lang-en");
@@ -119,15 +125,15 @@ public sealed class TeacherAppBrowserTests
         await Expect(tablet.Locator("#wiped-notice")).ToBeVisibleAsync();
         await Expect(tablet.Locator("#demo-banner")).ToContainTextAsync("Demo-Modus");
         await ShotAsync(tablet, "demo-banner");
-        Directory.EnumerateFileSystemEntries(Data(school, "tablet"), "vault.db*", SearchOption.AllDirectories).Should().BeEmpty();
+        Directory.EnumerateFileSystemEntries(Data(school, "Tablet"), "vault.db*", SearchOption.AllDirectories).Should().BeEmpty();
     }
 
     [Fact]
     public async Task Changing_the_pin_counts_a_wrong_old_pin_and_the_new_pin_unlocks()
     {
         Skip.IfNoChromium();
-        await using var school = await School.StartAsync();
-        await using var app = await StartAppAsync(school, "Laptop", Data(school, "laptop"));
+        await using var school = await World.StartAsync();
+        await using var app = await StartAppAsync(school, "Laptop");
         await using var browser = await Browser.LaunchAsync();
         var page = await browser.OpenAsync(app);
         await EnrollAsync(page, school);
@@ -178,7 +184,7 @@ public sealed class TeacherAppBrowserTests
         string[] updates = ["--update-feed", feed.Feed, "--update-vendor-cert", feed.CertificatePem, "--update-root", Path.Combine(feed.Dir, "install"), "--app-version", "1.4.0"];
         await using var browser = await Browser.LaunchAsync();
 
-        await using (var app = await StartAppAsync(null, "Laptop", data, updates))
+        await using (var app = await StartAppAsync(null, "Laptop", updates, data))
         {
             var page = await browser.OpenAsync(app);
             await Expect(page.Locator("#update-prompt")).ToContainTextAsync("Update 1.5.0 verfügbar");
@@ -191,7 +197,7 @@ public sealed class TeacherAppBrowserTests
             await Expect(page.Locator("#update-status")).ToContainTextAsync("Update 1.5.0 verschoben");
         }
 
-        await using (var app = await StartAppAsync(null, "Laptop", data, updates))
+        await using (var app = await StartAppAsync(null, "Laptop", updates, data))
         {
             var page = await browser.OpenAsync(app);
             await Expect(page.Locator("#update-status[data-state=Postponed]")).ToContainTextAsync("Update 1.5.0 verschoben");
@@ -210,8 +216,8 @@ public sealed class TeacherAppBrowserTests
         bytes[at] = (byte)'9'; // 1.5.0 → 1.9.0 (still canonical JSON; the signature no longer matches)
         File.WriteAllBytes(feed.Manifest, bytes);
         var root = Path.Combine(feed.Dir, "install");
-        await using var app = await StartAppAsync(null, "Laptop", Path.Combine(feed.Dir, "device"),
-            "--update-feed", feed.Feed, "--update-vendor-cert", feed.Key.Fingerprint, "--update-root", root, "--app-version", "1.4.0");
+        await using var app = await StartAppAsync(null, "Laptop",
+            ["--update-feed", feed.Feed, "--update-vendor-cert", feed.Key.Fingerprint, "--update-root", root, "--app-version", "1.4.0"], Path.Combine(feed.Dir, "device"));
         await using var browser = await Browser.LaunchAsync();
         var page = await browser.OpenAsync(app);
         await Expect(page.Locator("#update-status[data-state=Refused]")).ToContainTextAsync("Update-Prüfung abgelehnt, nichts installiert");
@@ -239,17 +245,17 @@ public sealed class TeacherAppBrowserTests
         var today = DateOnly.FromDateTime(now);
         var weekday = (((int)today.DayOfWeek + 6) % 7) + 1;
         var start = Math.Max(0, now.Hour - 1) * 60;
-        await using var school = await School.StartAsync(new SeriesPublished(new SeriesId("jetzt"), "Gitarre", weekday, start, Math.Min(150, (24 * 60) - start),
-            new RoomId("raum-103"), [new StudentId("lena")], today.AddDays(-7), today.AddDays(7)));
+        await using var school = await World.StartAsync(timetable: Timetable(today.AddDays(-7), today.AddDays(7),
+            $$"""{ "id": "jetzt", "subject": "Gitarre", "teacher": "k-anna-berger", "groups": ["lena"], "room": "raum-103", "weekday": {{weekday}}, "start": "{{start / 60:00}}:00", "duration": {{Math.Min(150, (24 * 60) - start)}} }"""));
         using var feed = new UpdateFeed();
         feed.Publish("1.5.0");
-        await using var app = await StartAppAsync(school, "Laptop", Data(school, "laptop"),
-            "--update-feed", feed.Feed, "--update-vendor-cert", feed.Key.Fingerprint, "--update-root", Path.Combine(feed.Dir, "install"), "--app-version", "1.4.0");
+        await using var app = await StartAppAsync(school, "Laptop",
+            ["--update-feed", feed.Feed, "--update-vendor-cert", feed.Key.Fingerprint, "--update-root", Path.Combine(feed.Dir, "install"), "--app-version", "1.4.0"]);
         await using var browser = await Browser.LaunchAsync();
         var page = await browser.OpenAsync(app);
         await Expect(page.Locator("#update-prompt")).ToBeVisibleAsync(); // demo mode: no lessons of the teacher known
         await EnrollAsync(page, school);
-        await school.PublishAsync();
+        await SchoolSyncAsync(school);
         await SyncAsync(page);
         await Expect(page.Locator("tr.imk-lesson", new() { HasText = "Gitarre" })).ToHaveCountAsync(1);
         await page.ClickAsync("#update-check");
@@ -261,30 +267,58 @@ public sealed class TeacherAppBrowserTests
 
     private static DateOnly Monday(DateOnly day) => day.AddDays(-(((int)day.DayOfWeek + 6) % 7));
 
-    private static string Data(School school, string name) => Path.Combine(school.Root, name);
+    private static string Data(World school, string label) => school.DeviceOptions(label).DataDirectory;
 
-    private static Task<WebApplication> StartAppAsync(School? school, string label, string data, params string[] extra) =>
-        TeacherAppHost.StartAsync(["--data", data, "--urls", $"http://127.0.0.1:{FreePort()}", .. extra], new TeacherAppOptions
+    /// <summary>A JSON timetable of the world's school (teachers, students, rooms as in <see cref="World"/>) with these lessons.</summary>
+    private static string Timetable(DateOnly start, DateOnly end, params string[] lessons) => $$"""
+        {
+          "school": "Musikschule Lindenberg",
+          "term": { "start": "{{start.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)}}", "end": "{{end.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)}}" },
+          "teachers": [ { "id": "k-anna-berger", "name": "Anna Berger" } ],
+          "groups": [ { "id": "lena", "name": "Lena Vogel" }, { "id": "tom", "name": "Tom Krause" } ],
+          "rooms": [ { "id": "raum-101", "name": "Raum 101" }, { "id": "raum-102", "name": "Raum 102" }, { "id": "raum-103", "name": "Raum 103" } ],
+          "lessons": [ {{string.Join(", ", lessons)}} ]
+        }
+        """;
+
+    /// <summary>An app instance; with a world, its device is tuned as the world's devices (data folder, relay retries, enrollment polling).</summary>
+    private static Task<WebApplication> StartAppAsync(World? school, string label, string[]? extra = null, string? data = null)
+    {
+        var device = school?.DeviceOptions(label);
+        return TeacherAppHost.StartAsync(["--data", data ?? device!.DataDirectory, "--urls", $"http://127.0.0.1:{FreePort()}", .. extra ?? []], new TeacherAppOptions
         {
             ConfigureDevice = o =>
             {
-                o.Pbkdf2Iterations = 20_000;
+                o.Pbkdf2Iterations = device?.Pbkdf2Iterations ?? 20_000;
                 o.DeviceLabel = label;
-                school?.Configure(o, label);
+                o.ConfigureRelay = device?.ConfigureRelay;
+                o.ConfigureRelayEnrollment = device?.ConfigureRelayEnrollment;
             },
         });
+    }
 
-    private static async Task EnrollAsync(IPage page, School school)
+    /// <summary>The school connector pushes and pulls the account at the relay (what the school server does on its schedule).</summary>
+    private static async Task SchoolSyncAsync(World school) => (await school.SchoolSyncAsync()).Failures.Should().BeEmpty();
+
+    /// <summary>Pastes the QR URI, license key and school password; the school connector answers the relay hand-off meanwhile.</summary>
+    private static async Task EnrollAsync(IPage page, World school)
     {
         await page.FillAsync("#enroll-uri", school.EnrollmentUri);
         await page.FillAsync("#enroll-license", school.License.Value);
-        await page.FillAsync("#enroll-password", School.Password);
+        await page.FillAsync("#enroll-password", school.Password);
         await page.FillAsync("#enroll-pin", Pin);
         await page.FillAsync("#enroll-pin2", Pin);
         await page.ClickAsync("#enroll-submit");
+        var enrolled = Expect(page.Locator("#sync-button")).ToBeVisibleAsync(new() { Timeout = 30_000 });
+        while (!enrolled.IsCompleted)
+        {
+            await school.Connector.ProcessEnrollmentsAsync(CancellationToken.None);
+            await Task.WhenAny(enrolled, Task.Delay(50));
+        }
+
         try
         {
-            await Expect(page.Locator("#sync-button")).ToBeVisibleAsync(new() { Timeout = 20_000 });
+            await enrolled;
         }
         catch (PlaywrightException ex)
         {
@@ -322,7 +356,7 @@ public sealed class TeacherAppBrowserTests
         return dir?.FullName ?? Directory.GetCurrentDirectory();
     }
 
-    private static int FreePort()
+    internal static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();

@@ -38,6 +38,16 @@ internal sealed class UpdateFeed : IDisposable
         return manifest;
     }
 
+    /// <summary>Checks, downloads and activates the feed's release into <paramref name="installRoot"/> (as "Install now" does).</summary>
+    internal async Task<UpdateResult> InstallAsync(string installRoot, string running) =>
+        await new Updater(new UpdaterOptions
+        {
+            InstallRoot = installRoot,
+            Channel = "stable",
+            PinnedVendorCertificate = Key.Fingerprint,
+            CurrentVersion = SemanticVersion.Parse(running),
+        }, new FolderUpdateSource(Feed)).InstallAsync();
+
     public void Dispose()
     {
         Key.Dispose();

@@ -80,7 +80,9 @@ internal sealed class World : IAsyncDisposable
 
     internal static OccurrenceId Thursday(int week, SeriesId? series = null) => new(series ?? Piano, new DateOnly(2026, 9, 3).AddDays(7 * week));
 
-    internal static async Task<World> StartAsync(Action<IMikelGo.Relay.RelayOptions>? configure = null)
+    /// <summary>Starts the connector (importing <paramref name="timetable"/>, JSON; default: the small timetable above) and the relay.</summary>
+    /// <remarks>Also compiled into tests/iMikelGo.App.Tests (linked), whose browser tests need a timetable around today.</remarks>
+    internal static async Task<World> StartAsync(Action<IMikelGo.Relay.RelayOptions>? configure = null, string? timetable = null)
     {
         var root = Directory.CreateTempSubdirectory("imikelgo-device-tests-").FullName;
         var settings = new SchoolConnectorSettings
@@ -97,7 +99,7 @@ internal sealed class World : IAsyncDisposable
         var world = new World(root, store, connector, settings);
         try
         {
-            await connector.ImportAsync("json", Timetable, null, CancellationToken.None);
+            await connector.ImportAsync("json", timetable ?? Timetable, null, CancellationToken.None);
             await connector.PublishAsync(null, CancellationToken.None);
             await world.StartRelayAsync(configure);
             await connector.PublishCertificatesAsync(CancellationToken.None);
