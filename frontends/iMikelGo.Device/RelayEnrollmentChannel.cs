@@ -176,10 +176,16 @@ public sealed class RelayEnrollmentChannel(RelayEnrollmentOptions options) : IEn
             throw Refused(EnrollmentRefusalReason.InvalidAnswer, "the school's approval does not verify against the school root in the enrollment code: " + completeError.Message);
         }
 
+        // The answer's peers are not signed: the relay could add its own key and read every bundle sealed for it. Only a
+        // peer the school-signed roster lists as enrolled with exactly this encryption key is taken; others are dropped
+        // (the log's signed key events reach the device on its first pull anyway).
+        rosters.TryAccept(approval.SignedRoster, identity.AccountId, out var roster, out _);
         var peerKeys = new Dictionary<ReplicaId, RecipientPublicKey>();
         foreach (var (peer, key) in peers)
         {
-            if (!string.Equals(peer, request.Device.Value, StringComparison.Ordinal))
+            if (!string.Equals(peer, request.Device.Value, StringComparison.Ordinal)
+                && roster?.Find(peer) is { Status: DeviceStatus.Enrolled } entry
+                && string.Equals(entry.EncryptionKeyFingerprint, Fingerprints.OfEncryptionKey(key), StringComparison.Ordinal))
             {
                 try
                 {
