@@ -129,7 +129,7 @@ public sealed class SchoolConnectorTests
         await school.SyncAsync(teacher, null, None);
         await device.SyncAsync(null, None);
 
-        (await school.WipeAsync(teacher, device.DeviceId, "lost phone", None)).Should().Equal(device.DeviceId!.Value);
+        (await school.WipeAsync(teacher, device.DeviceId, "lost phone", None)).Revoked.Should().Equal(device.DeviceId!.Value);
         school.Devices().Should().ContainSingle(d => d.Device == device.DeviceId && d.Revoked && d.RevocationReason == "lost phone");
         (await device.SyncAsync(null, None)).Wiped.Should().BeTrue();
     }
