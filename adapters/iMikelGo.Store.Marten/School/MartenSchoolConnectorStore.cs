@@ -17,8 +17,8 @@ namespace IMikelGo.Store.Marten.School;
 /// Marten event store (<see cref="MartenSchoolEventStore"/>) in the same schema.
 /// <list type="bullet">
 /// <item>Events go through <see cref="MartenSchoolEventStore"/>'s one append path into the account streams, so the
-/// admin projections are fed in the same transaction; the <see cref="EventHashClaim"/> primary key makes an event
-/// stored once, whatever instance or retry.</item>
+/// admin projections are fed in the same transaction; the primary key of its <c>school_event_hashes</c> table makes an
+/// event stored once, whatever instance or retry.</item>
 /// <item><c>school_outbox</c> (ordinal, event hash unique, account, acknowledged) keeps the connector's append order
 /// and the per-event acknowledgement; it is written in the append's transaction, with the import's published mark.</item>
 /// <item><c>school_values</c> (name → bytea) and <c>school_imports</c> (version bigserial) hold settings, keys and
@@ -181,7 +181,7 @@ public sealed partial class MartenSchoolConnectorStore : ISchoolConnectorStore
         foreach (var group in parsed.GroupBy(e => e.Event.Account).OrderBy(g => g.Key.Value, StringComparer.Ordinal))
         {
             // Saved in chunks inside the one transaction: Marten's unit of work slows down sharply with its size (12,450
-            // events in one SaveChanges took 3x as long as per account). A later chunk sees the earlier chunks' claims.
+            // events in one SaveChanges took 3x as long as per account). A later chunk sees the earlier chunks' claims (same transaction).
             foreach (var chunk in group.Chunk(SaveChunk))
             {
                 var staged = await MartenSchoolEventStore.StageAppendAsync(session, group.Key, chunk, null, null, cancellationToken).ConfigureAwait(false);
@@ -362,7 +362,7 @@ public sealed partial class MartenSchoolConnectorStore : ISchoolConnectorStore
         }
     }
 
-    private static string CheckSchema(string? schema, string parameter) =>
+    internal static string CheckSchema(string? schema, string parameter) =>
         schema is not null && SchemaName().IsMatch(schema)
             ? schema
             : throw new ArgumentException($"'{schema}' is not a valid schema name (lower-case letters, digits and '_', starting with a letter or '_', at most 63)", parameter);

@@ -6,6 +6,10 @@ using JasperFx;
 using JasperFx.Events;
 using JasperFx.Events.Projections;
 using Marten;
+using Npgsql;
+using NpgsqlTypes;
+using Weasel.Postgresql;
+using Weasel.Postgresql.Tables;
 
 namespace IMikelGo.Store.Marten.School;
 
@@ -33,8 +37,9 @@ public sealed record SchoolAppendResult(IReadOnlyList<long> Versions, int Append
 /// The school's authoritative event store on PostgreSQL through Marten: one stream per teacher account (string key
 /// <c>account-&lt;id&gt;</c>, Quick append mode) of verified events stored as their canonical log lines with metadata.
 /// <list type="bullet">
-/// <item>Exactly once (F05): each event's hash is the primary key of an <see cref="EventHashClaim"/> inserted in the
-/// same transaction as the append; the database refuses a second copy, whatever the caller's memory. Appends to one
+/// <item>Exactly once (F05): each event's hash is the primary key of a row of <c>school_event_hashes</c> (hash, stream,
+/// version), inserted by one bulk statement in the same transaction as the append; the database refuses a second copy,
+/// whatever the caller's memory. Appends to one
 /// stream take a transaction-scoped advisory lock, so a concurrent duplicate waits and then finds the claims. An append whose
 /// events are all stored already is a no-op that returns their original versions, whatever expected version it names.</item>
 /// <item>Expected version (F09): <c>expectedVersion</c> is the stream version before the append. A stream that does not
@@ -48,9 +53,12 @@ public sealed class MartenSchoolEventStore : IDisposable
 {
     // Advisory lock class of an account stream ("iMik" + kind, beside the mailbox store's classes).
     private const int StreamLockClass = 0x694D6B10;
+    private const string HashTableName = "school_event_hashes";
 
     private readonly IDocumentStore _store;
     private readonly bool _owns;
+    private readonly SemaphoreSlim _schemaGate = new(1, 1);
+    private bool _schemaReady;
 
     /// <summary>Uses <paramref name="store"/>, configured with <see cref="Configure"/>.</summary>
     public MartenSchoolEventStore(IDocumentStore store)
@@ -84,17 +92,25 @@ public sealed class MartenSchoolEventStore : IDisposable
         }), owns: true);
     }
 
+    /// <summary>The name of the table of stored event hashes (primary key: the hash) in <paramref name="schema"/>.</summary>
+    public static string HashTable(string schema) => schema + "." + HashTableName;
+
     /// <summary>Adds the school event store (string streams, Quick append, hash claims, projections) to a Marten configuration.</summary>
     public static void Configure(StoreOptions marten, SchoolEventStoreOptions options)
     {
         ArgumentNullException.ThrowIfNull(marten);
         ArgumentNullException.ThrowIfNull(options);
+        MartenSchoolConnectorStore.CheckSchema(options.SchemaName, nameof(options));
+        var hashes = new Table(new PostgresqlObjectName(options.SchemaName, HashTableName, SchemaUtils.IdentifierUsage.General));
+        hashes.AddColumn<string>("hash").AsPrimaryKey();
+        hashes.AddColumn<string>("stream").NotNull();
+        hashes.AddColumn<long>("version").NotNull();
+        marten.Storage.ExtendedSchemaObjects.Add(hashes);
         marten.DatabaseSchemaName = options.SchemaName;
         marten.AutoCreateSchemaObjects = options.AutoCreateSchema ? AutoCreate.CreateOrUpdate : AutoCreate.None;
         marten.Events.StreamIdentity = StreamIdentity.AsString;
         marten.Events.AppendMode = EventAppendMode.Quick;
         marten.Events.AddEventType<SchoolLogEvent>();
-        marten.Schema.For<EventHashClaim>().Identity(x => x.Id);
         marten.Projections.Add(new StudentAbsencesProjection(), ProjectionLifecycle.Inline);
         marten.Projections.Add(new TeacherMonthCancellationsProjection(), ProjectionLifecycle.Inline);
         marten.Projections.Add(new RescheduleLogProjection(), ProjectionLifecycle.Inline);
@@ -134,11 +150,36 @@ public sealed class MartenSchoolEventStore : IDisposable
             throw new ArgumentException($"every event must belong to account {account}", nameof(events));
         }
 
+        await EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
         await using var session = _store.LightweightSession();
         await session.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         var staged = await StageAppendAsync(session, account, events, school, expectedVersion, cancellationToken).ConfigureAwait(false);
         await session.SaveChangesAsync(cancellationToken).ConfigureAwait(false);
         return staged.Result;
+    }
+
+    // Marten creates document and event tables on first use, but not the hash table (an extended schema object): it is
+    // applied once per store before the first append, unless the schema is managed outside (AutoCreate.None).
+    private async Task EnsureSchemaAsync(CancellationToken cancellationToken)
+    {
+        if (_schemaReady || _store.Options is StoreOptions { AutoCreateSchemaObjects: AutoCreate.None })
+        {
+            return;
+        }
+
+        await _schemaGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (!_schemaReady)
+            {
+                await _store.Storage.ApplyAllConfiguredChangesToDatabaseAsync().ConfigureAwait(false);
+                _schemaReady = true;
+            }
+        }
+        finally
+        {
+            _schemaGate.Release();
+        }
     }
 
     /// <summary>
@@ -159,9 +200,8 @@ public sealed class MartenSchoolEventStore : IDisposable
     {
         var key = StreamKey(account);
         await AdvisoryLock.LockAsync(session, StreamLockClass, key, cancellationToken).ConfigureAwait(false);
-        var hashes = events.Select(e => e.Event.Hash.Hex).Distinct(StringComparer.Ordinal).ToList();
-        var claims = (await session.LoadManyAsync<EventHashClaim>(cancellationToken, hashes).ConfigureAwait(false))
-            .ToDictionary(c => c.Id, c => c.Version, StringComparer.Ordinal);
+        var table = HashTable(session.DocumentStore.Options.DatabaseSchemaName);
+        var claims = await ClaimedAsync(session, table, [.. events.Select(e => e.Event.Hash.Hex).Distinct(StringComparer.Ordinal)], cancellationToken).ConfigureAwait(false);
         var state = await session.Events.FetchStreamStateAsync(key, cancellationToken).ConfigureAwait(false);
         var current = state?.Version ?? 0;
         var fresh = events.Where(e => !claims.ContainsKey(e.Event.Hash.Hex)).DistinctBy(e => e.Event.Hash).ToList();
@@ -180,13 +220,26 @@ public sealed class MartenSchoolEventStore : IDisposable
             ?? (state is null ? null : await OpenedByAsync(session, key, cancellationToken).ConfigureAwait(false));
         var versions = new Dictionary<string, long>(claims, StringComparer.Ordinal);
         var data = new List<object>(fresh.Count);
+        var freshHashes = new string[fresh.Count];
+        var freshVersions = new long[fresh.Count];
         for (var i = 0; i < fresh.Count; i++)
         {
             var e = fresh[i];
-            var version = current + i + 1;
-            versions[e.Event.Hash.Hex] = version;
-            session.Insert(new EventHashClaim { Id = e.Event.Hash.Hex, Stream = key, Version = version });
+            freshHashes[i] = e.Event.Hash.Hex;
+            freshVersions[i] = versions[freshHashes[i]] = current + i + 1;
             data.Add(SchoolLogEvent.From(e, e.Event.Replica == school));
+        }
+
+        // One statement for the whole batch, on the session's transaction: the primary key refuses a hash claimed by
+        // any writer (also one that bypassed the stream lock), which rolls the whole append back.
+#pragma warning disable CA2100 // the table name comes from the store's validated schema name; values are parameters
+        await using (var claim = new NpgsqlCommand($"INSERT INTO {table}(hash, stream, version) SELECT h, $2, v FROM unnest($1::text[], $3::bigint[]) AS t(h, v)", session.Connection))
+#pragma warning restore CA2100
+        {
+            claim.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text, Value = freshHashes });
+            claim.Parameters.Add(new NpgsqlParameter { Value = key });
+            claim.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint, Value = freshVersions });
+            await claim.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
 
         if (state is null)
@@ -202,6 +255,23 @@ public sealed class MartenSchoolEventStore : IDisposable
             new SchoolAppendResult([.. events.Select(e => versions[e.Event.Hash.Hex])], fresh.Count, events.Count - fresh.Count, current + fresh.Count), fresh);
     }
 
+    // The stored versions of those of hashes already claimed (one query for the batch).
+    private static async Task<Dictionary<string, long>> ClaimedAsync(IDocumentSession session, string table, string[] hashes, CancellationToken cancellationToken)
+    {
+#pragma warning disable CA2100 // the table name comes from the store's validated schema name; values are parameters
+        await using var cmd = new NpgsqlCommand($"SELECT hash, version FROM {table} WHERE hash = ANY($1)", session.Connection);
+#pragma warning restore CA2100
+        cmd.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text, Value = hashes });
+        await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        var claimed = new Dictionary<string, long>(StringComparer.Ordinal);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            claimed[reader.GetString(0)] = reader.GetInt64(1);
+        }
+
+        return claimed;
+    }
+
     // The school replica of an account is the author of its first event, account.opened (as the engine's ledger decides).
     private static async Task<ReplicaId?> OpenedByAsync(IDocumentSession session, string key, CancellationToken cancellationToken)
     {
@@ -212,6 +282,7 @@ public sealed class MartenSchoolEventStore : IDisposable
     /// <inheritdoc />
     public void Dispose()
     {
+        _schemaGate.Dispose();
         if (_owns)
         {
             _store.Dispose();

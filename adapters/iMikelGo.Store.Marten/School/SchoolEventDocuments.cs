@@ -87,19 +87,6 @@ public sealed record SchoolLogEvent
     }
 }
 
-/// <summary>The database's proof that an event hash is stored once: its id is the hash (primary key).</summary>
-public sealed class EventHashClaim
-{
-    /// <summary>The event hash.</summary>
-    public string Id { get; set; } = string.Empty;
-
-    /// <summary>The stream holding the event.</summary>
-    public string Stream { get; set; } = string.Empty;
-
-    /// <summary>The event's version in that stream.</summary>
-    public long Version { get; set; }
-}
-
 /// <summary>Projection: a student's absences.</summary>
 public sealed class StudentAbsences
 {
