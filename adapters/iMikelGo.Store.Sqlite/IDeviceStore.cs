@@ -28,6 +28,17 @@ public interface IDeviceStore
     /// <returns>How many were new.</returns>
     Task<int> AppendBatchAsync(IReadOnlyList<EventRecord> records, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Durably appends several events and their outbox entries in one transaction (all or nothing); with
+    /// <paramref name="acknowledged"/> the entries are stored acknowledged, for events received from peers that this
+    /// device never sends (stored and settled together, so no crash leaves them pending).
+    /// </summary>
+    /// <param name="records">The events.</param>
+    /// <param name="acknowledged">Store the outbox entries as acknowledged.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>How many were new (an event already stored keeps its outbox state).</returns>
+    Task<int> AppendBatchAsync(IReadOnlyList<EventRecord> records, bool acknowledged, CancellationToken cancellationToken);
+
     /// <summary>Reads events of one replica in sequence order.</summary>
     /// <param name="account">The account.</param>
     /// <param name="replicaId">The replica.</param>

@@ -268,8 +268,7 @@ internal sealed class SyncWorld : IAsyncDisposable
             await vault.EnrollAsync(VaultSupport.Account, VaultSupport.Pin, ct);
             var records = events.Select(e => new EventRecord(VaultSupport.Account, e.Event.Replica.Value, e.Event.Seq, e.Event.Hash.ToBytes(), e.ToLineBytes())).ToList();
             t.Restart();
-            await vault.Store.AppendBatchAsync(records, ct);
-            await vault.Store.MarkAckedAsync([.. records.Select(r => r.EventHash)], ct);
+            await vault.Store.AppendBatchAsync(records, acknowledged: true, ct); // as DeviceReplica.ReceiveAsync stores them
             var store = t.Elapsed;
             return string.Create(CultureInfo.InvariantCulture,
                 $"splits: signed pulls {pull.TotalMilliseconds:F0} ms, open {open.TotalMilliseconds:F0} ms, verify + merge {merge.TotalMilliseconds:F0} ms, vault append + ack {store.TotalMilliseconds:F0} ms; sum {(pull + open + merge + store).TotalMilliseconds:F0} ms");

@@ -40,6 +40,8 @@ public sealed class DeviceReplicaTests
             digest = device.Replica.Calendar.Digest();
             // Seq 1 is the device's own EncryptionKeyPublished (recorded once the log shows it enrolled), seq 2 the absence.
             (await device.PendingAsync(CancellationToken.None)).Select(e => e.Event.Payload.GetType()).Should().Equal(typeof(EncryptionKeyPublished), typeof(StudentAbsent));
+            (await vault.Store.GetOutboxForSyncAsync(100, CancellationToken.None)).Should().HaveCount(2)
+                .And.OnlyContain(o => o.Event.ReplicaId == device.Id.Value, "the school's events were stored acknowledged when received");
         }
 
         TestVault.FilesContaining(test.Root, Marker).Should().BeEmpty("lesson content never reaches the disk in plaintext");

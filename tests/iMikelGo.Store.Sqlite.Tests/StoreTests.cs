@@ -57,6 +57,29 @@ public sealed class StoreTests
     }
 
     [Fact]
+    public async Task Events_appended_acknowledged_are_stored_and_never_offered_and_a_conflict_rolls_back_the_batch()
+    {
+        using var env = new TestVault();
+        await using (var vault = await env.EnrolledAsync())
+        {
+            var store = vault.Store;
+            (await store.AppendBatchAsync([TestVault.Event(1, "own")], Ct)).Should().Be(1);
+            (await store.AppendBatchAsync([TestVault.Event(1, "peer", "dev-b"), TestVault.Event(2, "peer", "dev-b")], acknowledged: true, Ct)).Should().Be(2);
+
+            // A retry of stored events adds nothing and keeps their outbox state (the own pending event stays pending).
+            (await store.AppendBatchAsync([TestVault.Event(1, "own"), TestVault.Event(2, "peer", "dev-b")], acknowledged: true, Ct)).Should().Be(0);
+            var act = () => store.AppendBatchAsync([TestVault.Event(3, "peer", "dev-b"), TestVault.Event(1, "other", "dev-b")], acknowledged: true, Ct);
+            (await act.Should().ThrowAsync<VaultException>()).Which.Kind.Should().Be(VaultErrorKind.Conflict);
+        }
+
+        await using var reopened = env.Create();
+        await reopened.InitializeAsync(Ct);
+        (await reopened.UnlockAsync(TestVault.Pin, Ct)).Status.Should().Be(UnlockStatus.Unlocked);
+        (await reopened.Store.ReadEventsAsync(TestVault.Account, "dev-b", 0, 10, Ct)).Select(e => e.Seq).Should().Equal([1L, 2L], "the refused batch left nothing behind");
+        (await reopened.Store.GetOutboxForSyncAsync(10, Ct)).Select(o => o.Event.ReplicaId).Should().Equal("dev-a");
+    }
+
+    [Fact]
     public async Task Outbox_tracks_each_event_pending_sent_acked()
     {
         using var env = new TestVault();

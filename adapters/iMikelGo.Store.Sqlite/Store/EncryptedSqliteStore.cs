@@ -101,7 +101,10 @@ internal sealed class EncryptedSqliteStore : IDeviceStore, IDisposable
     public async Task<bool> AppendAsync(EventRecord record, CancellationToken cancellationToken) =>
         await AppendBatchAsync([record], cancellationToken).ConfigureAwait(false) == 1;
 
-    public async Task<int> AppendBatchAsync(IReadOnlyList<EventRecord> records, CancellationToken cancellationToken)
+    public Task<int> AppendBatchAsync(IReadOnlyList<EventRecord> records, CancellationToken cancellationToken) =>
+        AppendBatchAsync(records, acknowledged: false, cancellationToken);
+
+    public async Task<int> AppendBatchAsync(IReadOnlyList<EventRecord> records, bool acknowledged, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(records);
         foreach (var r in records)
@@ -114,11 +117,12 @@ internal sealed class EncryptedSqliteStore : IDeviceStore, IDisposable
         {
             ThrowIfDisposed();
             using var tx = connection.BeginTransaction(deferred: false);
+            using var inserter = new EventInserter(connection, tx, payloadKey, acknowledged);
             var added = 0;
             foreach (var r in records)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                if (InsertEvent(connection, tx, r, payloadKey))
+                if (inserter.Insert(r))
                 {
                     added++;
                 }
@@ -136,45 +140,8 @@ internal sealed class EncryptedSqliteStore : IDeviceStore, IDisposable
     /// <summary>Inserts an event and its pending outbox entry inside the caller's transaction.</summary>
     internal static bool InsertEvent(SqliteConnection conn, SqliteTransaction tx, EventRecord r, byte[] payloadKey)
     {
-        var hash = r.EventHash.ToArray();
-        var ad = KeyHierarchy.EventAssociatedData(r.Account, r.ReplicaId, r.Seq, hash);
-        var sealedPayload = KeyHierarchy.Seal(payloadKey, r.CanonicalEvent.Span, ad);
-        using var ins = conn.CreateCommand();
-        ins.Transaction = tx;
-        ins.CommandText = """
-            INSERT INTO events(account, replica, seq, hash, sealed) VALUES ($a, $r, $s, $h, $p)
-            ON CONFLICT DO NOTHING RETURNING id
-            """;
-        ins.Parameters.AddWithValue("$a", r.Account);
-        ins.Parameters.AddWithValue("$r", r.ReplicaId);
-        ins.Parameters.AddWithValue("$s", r.Seq);
-        ins.Parameters.AddWithValue("$h", hash);
-        ins.Parameters.AddWithValue("$p", sealedPayload);
-        if (ins.ExecuteScalar() is long id)
-        {
-            using var ob = conn.CreateCommand();
-            ob.Transaction = tx;
-            ob.CommandText = "INSERT INTO outbox(event_id, state, attempts) VALUES ($id, 0, 0)";
-            ob.Parameters.AddWithValue("$id", id);
-            ob.ExecuteNonQuery();
-            return true;
-        }
-
-        // Not inserted: the identical event is a harmless retry; anything else is a conflict.
-        using var chk = conn.CreateCommand();
-        chk.Transaction = tx;
-        chk.CommandText = "SELECT count(*) FROM events WHERE hash = $h AND account = $a AND replica = $r AND seq = $s";
-        chk.Parameters.AddWithValue("$a", r.Account);
-        chk.Parameters.AddWithValue("$r", r.ReplicaId);
-        chk.Parameters.AddWithValue("$s", r.Seq);
-        chk.Parameters.AddWithValue("$h", hash);
-        if ((long)chk.ExecuteScalar()! == 1)
-        {
-            return false;
-        }
-
-        throw new VaultException(VaultErrorKind.Conflict,
-            "Another event already holds this position or hash.");
+        using var inserter = new EventInserter(conn, tx, payloadKey, acknowledged: false);
+        return inserter.Insert(r);
     }
 
     public async Task<IReadOnlyList<EventRecord>> ReadEventsAsync(string account, string replicaId, long fromSeq, int maxCount, CancellationToken cancellationToken)
@@ -459,5 +426,93 @@ internal sealed class EncryptedSqliteStore : IDeviceStore, IDisposable
         {
             gate.Release();
         }
+    }
+}
+
+/// <summary>
+/// Inserts events with their outbox entries in one open transaction, reusing its prepared commands for every row (a
+/// batch of thousands pays the statement preparation once).
+/// </summary>
+internal sealed class EventInserter : IDisposable
+{
+    private readonly SqliteCommand _insert;
+    private readonly SqliteCommand _outbox;
+    private readonly SqliteCommand _check;
+    private readonly byte[] _payloadKey;
+
+    /// <param name="conn">The connection.</param>
+    /// <param name="tx">Its open transaction.</param>
+    /// <param name="payloadKey">The key sealing each payload.</param>
+    /// <param name="acknowledged">
+    /// Store the outbox entries as acknowledged (state 2): events received from peers, which this device never sends,
+    /// so they are stored and settled in the same transaction.
+    /// </param>
+    public EventInserter(SqliteConnection conn, SqliteTransaction tx, byte[] payloadKey, bool acknowledged)
+    {
+        _payloadKey = payloadKey;
+        _insert = conn.CreateCommand();
+        _insert.Transaction = tx;
+        _insert.CommandText = """
+            INSERT INTO events(account, replica, seq, hash, sealed) VALUES ($a, $r, $s, $h, $p)
+            ON CONFLICT DO NOTHING RETURNING id
+            """;
+        _insert.Parameters.Add("$a", SqliteType.Text);
+        _insert.Parameters.Add("$r", SqliteType.Text);
+        _insert.Parameters.Add("$s", SqliteType.Integer);
+        _insert.Parameters.Add("$h", SqliteType.Blob);
+        _insert.Parameters.Add("$p", SqliteType.Blob);
+        _outbox = conn.CreateCommand();
+        _outbox.Transaction = tx;
+        _outbox.CommandText = "INSERT INTO outbox(event_id, state, attempts) VALUES ($id, $state, 0)";
+        _outbox.Parameters.Add("$id", SqliteType.Integer);
+        _outbox.Parameters.AddWithValue("$state", acknowledged ? 2 : 0);
+        _check = conn.CreateCommand();
+        _check.Transaction = tx;
+        _check.CommandText = "SELECT count(*) FROM events WHERE hash = $h AND account = $a AND replica = $r AND seq = $s";
+        _check.Parameters.Add("$a", SqliteType.Text);
+        _check.Parameters.Add("$r", SqliteType.Text);
+        _check.Parameters.Add("$s", SqliteType.Integer);
+        _check.Parameters.Add("$h", SqliteType.Blob);
+    }
+
+    /// <summary>Inserts <paramref name="r"/>; false if the identical event was already stored.</summary>
+    /// <exception cref="VaultException">With <see cref="VaultErrorKind.Conflict"/> when the position or hash holds another event.</exception>
+    public bool Insert(EventRecord r)
+    {
+        var hash = r.EventHash.ToArray();
+        var ad = KeyHierarchy.EventAssociatedData(r.Account, r.ReplicaId, r.Seq, hash);
+        var p = _insert.Parameters;
+        p[0].Value = r.Account;
+        p[1].Value = r.ReplicaId;
+        p[2].Value = r.Seq;
+        p[3].Value = hash;
+        p[4].Value = KeyHierarchy.Seal(_payloadKey, r.CanonicalEvent.Span, ad);
+        if (_insert.ExecuteScalar() is long id)
+        {
+            _outbox.Parameters[0].Value = id;
+            _outbox.ExecuteNonQuery();
+            return true;
+        }
+
+        // Not inserted: the identical event is a harmless retry; anything else is a conflict.
+        var c = _check.Parameters;
+        c[0].Value = r.Account;
+        c[1].Value = r.ReplicaId;
+        c[2].Value = r.Seq;
+        c[3].Value = hash;
+        if ((long)_check.ExecuteScalar()! == 1)
+        {
+            return false;
+        }
+
+        throw new VaultException(VaultErrorKind.Conflict, "Another event already holds this position or hash.");
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        _insert.Dispose();
+        _outbox.Dispose();
+        _check.Dispose();
     }
 }

@@ -171,9 +171,9 @@ public sealed class DeviceReplica : IDisposable, ISyncReplica
         {
             var applied = report.Applied.Select(e => Replica.Ledger.Find(e.Account, e.Replica, e.Seq)!).ToList();
             var records = applied.Select(ToRecord).ToList();
-            await _store.AppendBatchAsync(records, cancellationToken).ConfigureAwait(false);
-            // Peers' events are not ours to send: acknowledged at once, so the outbox holds only our own chain.
-            await _store.MarkAckedAsync([.. records.Select(r => r.EventHash)], cancellationToken).ConfigureAwait(false);
+            // Peers' events are not ours to send: stored acknowledged in the append's transaction, so the outbox
+            // holds only our own chain.
+            await _store.AppendBatchAsync(records, acknowledged: true, cancellationToken).ConfigureAwait(false);
         }
 
         var unapplied = Replica.Ledger.Unapplied();
