@@ -6,7 +6,6 @@ using IMikelGo.Engine;
 using IMikelGo.Engine.Relay;
 using IMikelGo.Relay;
 using IMikelGo.Relay.Client;
-using IMikelGo.Relay.Tests.Stores;
 using IMikelGo.School.Connector;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;

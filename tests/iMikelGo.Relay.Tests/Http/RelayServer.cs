@@ -74,7 +74,7 @@ public sealed class RelayServer : IAsyncDisposable
             RelayStoreKind.Embedded => new IMikelGo.Store.Sqlite.Relay.SqliteMailboxStore(new IMikelGo.Store.Sqlite.Relay.SqliteMailboxStoreOptions { Path = dbPath }),
             _ => IMikelGo.Store.Marten.MartenMailboxStore.Create(new IMikelGo.Store.Marten.MartenMailboxOptions
             {
-                ConnectionString = Stores.PostgresServer.ConnectionString,
+                ConnectionString = PostgresServer.ConnectionString,
                 SchemaName = schema,
             }),
         };

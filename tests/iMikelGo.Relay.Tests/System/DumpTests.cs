@@ -8,7 +8,6 @@ using IMikelGo.Engine.Events;
 using IMikelGo.Engine.Relay;
 using IMikelGo.Engine.Sync;
 using IMikelGo.Relay.Tests.Http;
-using IMikelGo.Relay.Tests.Stores;
 using IMikelGo.Sealing;
 using IMikelGo.Testing;
 using Npgsql;

@@ -5,7 +5,6 @@ using FluentAssertions;
 using IMikelGo.Engine.Relay;
 using IMikelGo.Relay.Client;
 using IMikelGo.Relay.Tests.Http;
-using IMikelGo.Relay.Tests.Stores;
 using Xunit;
 
 namespace IMikelGo.Relay.Tests.SystemTests;

@@ -1,16 +1,26 @@
 using System.Diagnostics;
+using Xunit;
 
-namespace IMikelGo.Relay.Tests.Stores;
+namespace IMikelGo.TestSupport;
 
 /// <summary>
 /// The PostgreSQL server for tests: <c>IMIKELGO_POSTGRES</c> when set (scripts/test.sh starts one cluster for the
 /// whole run), otherwise a throwaway cluster started once per test process with scripts/pg-start.sh (installing
 /// PostgreSQL with scripts/setup-postgres.sh when missing) and stopped with scripts/pg-stop.sh at process exit.
+/// Linked into every test project that needs PostgreSQL (tests/Support).
 /// </summary>
-public static class PostgresServer
+internal static class PostgresServer
 {
     public const string EnvironmentVariable = "IMIKELGO_POSTGRES";
     private static readonly Lazy<(string? Connection, string? Error)> Server = new(Start, LazyThreadSafetyMode.ExecutionAndPublication);
+
+    /// <summary>Running in CI (<c>CI=true</c>), where a missing PostgreSQL fails a test instead of skipping it.</summary>
+    public static bool IsCi => string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>IMIKELGO_POSTGRES is set or a PostgreSQL installation (initdb) is present.</summary>
+    public static bool LooksAvailable =>
+        !string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable(EnvironmentVariable)) ||
+        (Directory.Exists("/usr/lib/postgresql") && Directory.GetDirectories("/usr/lib/postgresql").Any(d => File.Exists(Path.Combine(d, "bin", "initdb"))));
 
     /// <summary>The connection string; fails the test with the reason when PostgreSQL is unavailable.</summary>
     public static string ConnectionString
@@ -23,9 +33,8 @@ public static class PostgresServer
                 return connection;
             }
 
-            var ci = string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase);
             throw new InvalidOperationException(
-                $"PostgreSQL is required for the Marten store tests{(ci ? " in CI" : string.Empty)} and is unavailable: {error} " +
+                $"PostgreSQL is required for the Marten store tests{(IsCi ? " in CI" : string.Empty)} and is unavailable: {error} " +
                 "Run scripts/setup-postgres.sh (installs postgresql-15 via apt) or set IMIKELGO_POSTGRES to a connection string.");
         }
     }
@@ -106,5 +115,21 @@ public static class PostgresServer
         var stdout = process.StandardOutput.ReadToEnd();
         process.WaitForExit();
         return (process.ExitCode, stdout + stderr.Result);
+    }
+}
+
+/// <summary>
+/// A fact that needs PostgreSQL. In CI (<c>CI=true</c>) it always runs, so a missing PostgreSQL fails it with a
+/// clear message; elsewhere it is skipped when neither IMIKELGO_POSTGRES nor an installed PostgreSQL is found.
+/// </summary>
+internal sealed class PostgresFactAttribute : FactAttribute
+{
+    public PostgresFactAttribute()
+    {
+        if (!PostgresServer.IsCi && !PostgresServer.LooksAvailable)
+        {
+            Skip = "PostgreSQL is not installed and IMIKELGO_POSTGRES is not set: run scripts/setup-postgres.sh " +
+                   "(in CI, with CI=true, this test fails instead of skipping).";
+        }
     }
 }
