@@ -184,6 +184,35 @@ public sealed class SchoolConnectorTests
             phone.Digest.Should().NotBeNull().And.Be(laptop.Digest).And.Be(school.ReplicaOf(anna)!.Calendar.Digest());
             tablet.Digest.Should().Be(school.ReplicaOf(ben)!.Calendar.Digest());
             tablet.Week(Monday).Select(l => l.Occurrence).Should().BeEquivalentTo(SchoolWeek(school, ben));
+
+            // The same facts recorded offline on both of anna's devices: the report counts the merged state, once.
+            var before = school.Report();
+            var other = phone.Week(Monday).First(l => l.Students.Count > 0 && l.Occurrence != lesson.Occurrence);
+            var student = other.Students[0].Id;
+            foreach (var device in new[] { phone, laptop })
+            {
+                (await device.CancelAsync(other.Occurrence, CancellationReason.TeacherIll, true, null, None)).Succeeded.Should().BeTrue();
+                (await device.RecordAbsenceAsync(other.Occurrence, student, false, null, None)).Succeeded.Should().BeTrue();
+            }
+
+            for (var round = 0; round < 2; round++)
+            {
+                foreach (var device in devices)
+                {
+                    await device.SyncAsync(null, None);
+                }
+
+                (await school.SyncAsync(null, null, None)).Failures.Should().BeEmpty();
+            }
+
+            phone.Digest.Should().Be(laptop.Digest).And.Be(school.ReplicaOf(anna)!.Calendar.Digest());
+            var after = school.Report();
+            var month = other.Occurrence.Date.ToString("yyyy-MM", System.Globalization.CultureInfo.InvariantCulture);
+            int Cancelled(SchoolReport r) => r.Cancellations.SingleOrDefault(c => c.Account == anna.Value && c.Month == month)?.Cancellations ?? 0;
+            int Absences(SchoolReport r) => r.Absences.SingleOrDefault(a => a.Account == anna.Value && a.Student == student.Value)?.Absences ?? 0;
+            Cancelled(after).Should().Be(Cancelled(before) + 1, "two devices cancelling the same lesson is one cancellation to bill");
+            Absences(after).Should().Be(Absences(before) + 1, "one absence, recorded twice");
+            school.ReplicaOf(anna)!.Ledger.Applied.Count(e => e.Payload is LessonCancelled c && c.Occurrence == other.Occurrence).Should().Be(2, "both events are kept on record");
         }
         finally
         {

@@ -7,6 +7,7 @@ using System.Text.Json;
 using IMikelGo.Engine;
 using IMikelGo.Engine.Chains;
 using IMikelGo.Engine.Events;
+using IMikelGo.Engine.Merge;
 using IMikelGo.Engine.Relay;
 using IMikelGo.Engine.Sync;
 using IMikelGo.Relay.Client;
@@ -256,7 +257,12 @@ public sealed partial class SchoolConnector
     /// <summary>Finds the account of a device.</summary>
     public AccountId? AccountOfDevice(ReplicaId device) => Devices().FirstOrDefault(d => d.Device == device)?.Account;
 
-    /// <summary>The administration's report: absences per student, cancellations per teacher per month, the reschedule log.</summary>
+    /// <summary>
+    /// The administration's report: absences per student and cancellations per teacher per month from each account's
+    /// merged calendar (the state every replica converges on: a fact recorded on two devices counts once, a withdrawn
+    /// absence not at all, a cancellation that lost to a concurrent change is not billed), and the reschedule log (every
+    /// reschedule event, with its author).
+    /// </summary>
     public SchoolReport Report()
     {
         var absences = new List<StudentAbsenceLine>();
@@ -265,12 +271,13 @@ public sealed partial class SchoolConnector
         foreach (var account in Accounts)
         {
             var replica = _replicas[account];
-            var applied = replica.Ledger.Applied.Where(e => e.Account == account).ToList();
-            absences.AddRange(applied.Select(e => e.Payload).OfType<StudentAbsent>().GroupBy(a => a.Student.Value)
-                .Select(g => new StudentAbsenceLine(account.Value, g.Key, g.Count(), g.Count(a => a.Excused))));
-            months.AddRange(applied.Select(e => e.Payload).OfType<LessonCancelled>().GroupBy(c => c.Occurrence.Date.ToString("yyyy-MM", CultureInfo.InvariantCulture))
-                .Select(g => new TeacherMonthLine(account.Value, g.Key, g.Count(), g.Count(c => c.MakeUpOwed))));
-            reschedules.AddRange(applied.Where(e => e.Payload is LessonRescheduled).Select(e =>
+            var lessons = replica.Calendar.Lessons();
+            absences.AddRange(lessons.SelectMany(l => l.Absent).GroupBy(a => a.Key, StringComparer.Ordinal)
+                .Select(g => new StudentAbsenceLine(account.Value, g.Key, g.Count(), g.Count(a => a.Value))));
+            months.AddRange(lessons.Where(l => l.Status == LessonStatus.Cancelled)
+                .GroupBy(l => l.Occurrence.Date.ToString("yyyy-MM", CultureInfo.InvariantCulture), StringComparer.Ordinal)
+                .Select(g => new TeacherMonthLine(account.Value, g.Key, g.Count(), g.Count(l => l.MakeUpOwed))));
+            reschedules.AddRange(replica.Ledger.Applied.Where(e => e.Account == account && e.Payload is LessonRescheduled).Select(e =>
             {
                 var r = (LessonRescheduled)e.Payload;
                 return new RescheduleLine(account.Value, r.Occurrence.ToString(), r.Date, r.StartMinute, r.DurationMinutes, r.Room.Value, e.Replica.Value, e.Replica == replica.Id);
