@@ -187,13 +187,13 @@ internal enum SchoolStoreKind
 }
 
 /// <summary>A relay client that lets the relay store a push, then "crashes" before the connector learns it (once).</summary>
-internal sealed class CrashAfterPush(IRelayClient inner) : IRelayClient
+internal sealed class CrashAfterPush(IRelayClient inner) : ForwardingRelayClient(inner)
 {
     public bool Crashed { get; private set; }
 
-    public async Task<PushResult> PushAsync(string account, ReadOnlyMemory<byte> bundle, CancellationToken cancellationToken)
+    public override async Task<PushResult> PushAsync(string account, ReadOnlyMemory<byte> bundle, CancellationToken cancellationToken)
     {
-        var result = await inner.PushAsync(account, bundle, cancellationToken);
+        var result = await Inner.PushAsync(account, bundle, cancellationToken);
         if (!Crashed)
         {
             Crashed = true;
@@ -202,22 +202,4 @@ internal sealed class CrashAfterPush(IRelayClient inner) : IRelayClient
 
         return result;
     }
-
-    public Task<PullPage> PullAsync(string account, long after, int limit, TimeSpan wait, CancellationToken cancellationToken) => inner.PullAsync(account, after, limit, wait, cancellationToken);
-
-    public Task AckAsync(string account, long position, CancellationToken cancellationToken) => inner.AckAsync(account, position, cancellationToken);
-
-    public Task RegisterDeviceAsync(string account, DeviceRegistration registration, CancellationToken cancellationToken) => inner.RegisterDeviceAsync(account, registration, cancellationToken);
-
-    public Task RevokeAsync(string account, RevocationRequest revocation, CancellationToken cancellationToken) => inner.RevokeAsync(account, revocation, cancellationToken);
-
-    public Task WipeAckAsync(WipeAck acknowledgement, CancellationToken cancellationToken) => inner.WipeAckAsync(acknowledgement, cancellationToken);
-
-    public Task<string> SubmitEnrollmentAsync(string school, Sealing.LicenseKey license, ReadOnlyMemory<byte> request, CancellationToken cancellationToken) => inner.SubmitEnrollmentAsync(school, license, request, cancellationToken);
-
-    public Task<EnrollmentStatus> GetEnrollmentAnswerAsync(string id, CancellationToken cancellationToken) => inner.GetEnrollmentAnswerAsync(id, cancellationToken);
-
-    public Task<EnrollmentPage> PullEnrollmentsAsync(string school, long after, int limit, CancellationToken cancellationToken) => inner.PullEnrollmentsAsync(school, after, limit, cancellationToken);
-
-    public Task AnswerEnrollmentAsync(string school, string id, EnrollmentAnswerRequest answer, CancellationToken cancellationToken) => inner.AnswerEnrollmentAsync(school, id, answer, cancellationToken);
 }

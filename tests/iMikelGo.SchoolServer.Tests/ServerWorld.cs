@@ -258,14 +258,14 @@ internal sealed class RelayFaults
 }
 
 /// <summary>A relay client that counts failed pushes and pulls, can rewind pulls and can kill its process after a stored push.</summary>
-internal sealed class FaultyRelayClient(IRelayClient inner, RelayFaults faults) : IRelayClient
+internal sealed class FaultyRelayClient(IRelayClient inner, RelayFaults faults) : ForwardingRelayClient(inner)
 {
-    public async Task<PushResult> PushAsync(string account, ReadOnlyMemory<byte> bundle, CancellationToken cancellationToken)
+    public override async Task<PushResult> PushAsync(string account, ReadOnlyMemory<byte> bundle, CancellationToken cancellationToken)
     {
         PushResult result;
         try
         {
-            result = await inner.PushAsync(account, bundle, cancellationToken);
+            result = await Inner.PushAsync(account, bundle, cancellationToken);
         }
         catch
         {
@@ -283,11 +283,11 @@ internal sealed class FaultyRelayClient(IRelayClient inner, RelayFaults faults) 
         return result;
     }
 
-    public async Task<PullPage> PullAsync(string account, long after, int limit, TimeSpan wait, CancellationToken cancellationToken)
+    public override async Task<PullPage> PullAsync(string account, long after, int limit, TimeSpan wait, CancellationToken cancellationToken)
     {
         try
         {
-            return await inner.PullAsync(account, after > 0 && faults.TakeReplay() ? 0 : after, limit, wait, cancellationToken);
+            return await Inner.PullAsync(account, after > 0 && faults.TakeReplay() ? 0 : after, limit, wait, cancellationToken);
         }
         catch
         {
@@ -295,20 +295,4 @@ internal sealed class FaultyRelayClient(IRelayClient inner, RelayFaults faults) 
             throw;
         }
     }
-
-    public Task AckAsync(string account, long position, CancellationToken cancellationToken) => inner.AckAsync(account, position, cancellationToken);
-
-    public Task RegisterDeviceAsync(string account, DeviceRegistration registration, CancellationToken cancellationToken) => inner.RegisterDeviceAsync(account, registration, cancellationToken);
-
-    public Task RevokeAsync(string account, RevocationRequest revocation, CancellationToken cancellationToken) => inner.RevokeAsync(account, revocation, cancellationToken);
-
-    public Task WipeAckAsync(WipeAck acknowledgement, CancellationToken cancellationToken) => inner.WipeAckAsync(acknowledgement, cancellationToken);
-
-    public Task<string> SubmitEnrollmentAsync(string school, Sealing.LicenseKey license, ReadOnlyMemory<byte> request, CancellationToken cancellationToken) => inner.SubmitEnrollmentAsync(school, license, request, cancellationToken);
-
-    public Task<EnrollmentStatus> GetEnrollmentAnswerAsync(string id, CancellationToken cancellationToken) => inner.GetEnrollmentAnswerAsync(id, cancellationToken);
-
-    public Task<EnrollmentPage> PullEnrollmentsAsync(string school, long after, int limit, CancellationToken cancellationToken) => inner.PullEnrollmentsAsync(school, after, limit, cancellationToken);
-
-    public Task AnswerEnrollmentAsync(string school, string id, EnrollmentAnswerRequest answer, CancellationToken cancellationToken) => inner.AnswerEnrollmentAsync(school, id, answer, cancellationToken);
 }
