@@ -28,7 +28,8 @@ namespace IMikelGo.Store.Marten.School;
 /// </summary>
 public sealed partial class MartenSchoolConnectorStore : ISchoolConnectorStore
 {
-    private const int SchemaLockClass = 0x694D6B11;
+    // Advisory lock class of a schema's DDL (key: the schema name), shared with MartenSchoolEventStore's first append.
+    internal const int SchemaLockClass = 0x694D6B11;
     private const int SaveChunk = 500;
     private readonly IDocumentStore _store;
     private readonly bool _owns;

@@ -141,6 +141,7 @@ public sealed class MartenSchoolEventStore : IDisposable
     /// is returned). <paramref name="school"/> is the school replica of the account (for <see cref="SchoolLogEvent.BySchool"/>).
     /// </summary>
     /// <exception cref="ConcurrencyException">The stream is not at <paramref name="expectedVersion"/>; nothing was stored.</exception>
+    /// <exception cref="InvalidOperationException">The schema is managed outside (AutoCreateSchema false) and lacks the hash table; nothing was stored.</exception>
     public async Task<SchoolAppendResult> AppendAsync(
         AccountId account, IReadOnlyList<SignedEvent> events, ReplicaId school, long? expectedVersion = null, CancellationToken cancellationToken = default)
     {
@@ -159,7 +160,9 @@ public sealed class MartenSchoolEventStore : IDisposable
     }
 
     // Marten creates document and event tables on first use, but not the hash table (an extended schema object): it is
-    // applied once per store before the first append, unless the schema is managed outside (AutoCreate.None).
+    // applied once per store before the first append, unless the schema is managed outside (AutoCreate.None). Under the
+    // schema's advisory lock (the one MartenSchoolConnectorStore takes to open), so that independent stores starting
+    // on a fresh schema together do not race on the DDL (Weasel's CREATE statements fail with "already exists").
     private async Task EnsureSchemaAsync(CancellationToken cancellationToken)
     {
         if (_schemaReady || _store.Options is StoreOptions { AutoCreateSchemaObjects: AutoCreate.None })
@@ -172,6 +175,9 @@ public sealed class MartenSchoolEventStore : IDisposable
         {
             if (!_schemaReady)
             {
+                await using var session = _store.LightweightSession();
+                await session.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+                await AdvisoryLock.LockAsync(session, MartenSchoolConnectorStore.SchemaLockClass, _store.Options.DatabaseSchemaName, cancellationToken).ConfigureAwait(false);
                 await _store.Storage.ApplyAllConfiguredChangesToDatabaseAsync().ConfigureAwait(false);
                 _schemaReady = true;
             }
@@ -201,7 +207,18 @@ public sealed class MartenSchoolEventStore : IDisposable
         var key = StreamKey(account);
         await AdvisoryLock.LockAsync(session, StreamLockClass, key, cancellationToken).ConfigureAwait(false);
         var table = HashTable(session.DocumentStore.Options.DatabaseSchemaName);
-        var claims = await ClaimedAsync(session, table, [.. events.Select(e => e.Event.Hash.Hex).Distinct(StringComparer.Ordinal)], cancellationToken).ConfigureAwait(false);
+        Dictionary<string, long> claims;
+        try
+        {
+            claims = await ClaimedAsync(session, table, [.. events.Select(e => e.Event.Hash.Hex).Distinct(StringComparer.Ordinal)], cancellationToken).ConfigureAwait(false);
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UndefinedTable)
+        {
+            throw new InvalidOperationException(
+                $"the school event store's table {table} does not exist: create the schema (SchoolEventStoreOptions.AutoCreateSchema = true, " +
+                $"or apply the objects of MartenSchoolEventStore.Configure with Marten's schema tools); nothing was stored ({e.MessageText})", e);
+        }
+
         var state = await session.Events.FetchStreamStateAsync(key, cancellationToken).ConfigureAwait(false);
         var current = state?.Version ?? 0;
         var fresh = events.Where(e => !claims.ContainsKey(e.Event.Hash.Hex)).DistinctBy(e => e.Event.Hash).ToList();
