@@ -166,14 +166,33 @@ public sealed class DeviceReplica : IDisposable, ISyncReplica
     /// <summary>Verifies and merges events from peers, storing those that were applied.</summary>
     public async Task<IngestReport> ReceiveAsync(IEnumerable<SignedEvent> events, CancellationToken cancellationToken)
     {
-        var report = Replica.Receive(events);
-        if (report.Applied.Length > 0)
+        ArgumentNullException.ThrowIfNull(events);
+        IReadOnlyCollection<SignedEvent> received = events as IReadOnlyCollection<SignedEvent> ?? [.. events];
+        var report = Replica.Receive(received);
+
+        // Stored: the events applied now, and those of the batch applied earlier (duplicates). A receive whose write
+        // failed after the in-memory merge (cancelled, disk full) is retried with the same page, which then holds
+        // only duplicates; without them the events would be shown but never stored, and the cursor would move past
+        // them. The store skips what it already holds.
+        var applied = new List<SignedEvent>();
+        var seen = report.Applied.Select(a => a.Hash.Hex).ToHashSet(StringComparer.Ordinal);
+        foreach (var e in received)
         {
-            var applied = report.Applied.Select(e => Replica.Ledger.Find(e.Account, e.Replica, e.Seq)!).ToList();
-            var records = applied.Select(ToRecord).ToList();
+            // Applied before this call (in chain order, ahead of what this call applied).
+            if (Replica.Ledger.Find(e.Event.Account, e.Event.Replica, e.Event.Seq) is { } earlier &&
+                earlier.Event.Hash.Hex == e.Event.Hash.Hex && seen.Add(earlier.Event.Hash.Hex))
+            {
+                applied.Add(earlier);
+            }
+        }
+
+        applied.AddRange(report.Applied.Select(e => Replica.Ledger.Find(e.Account, e.Replica, e.Seq)!));
+
+        if (applied.Count > 0)
+        {
             // Peers' events are not ours to send: stored acknowledged in the append's transaction, so the outbox
             // holds only our own chain.
-            await _store.AppendBatchAsync(records, acknowledged: true, cancellationToken).ConfigureAwait(false);
+            await _store.AppendBatchAsync([.. applied.Select(ToRecord)], acknowledged: true, cancellationToken).ConfigureAwait(false);
         }
 
         var unapplied = Replica.Ledger.Unapplied();
