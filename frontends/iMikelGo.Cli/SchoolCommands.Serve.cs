@@ -24,9 +24,9 @@ internal static partial class SchoolCommands
         command.SetAction((parse, ct) => GuardAsync(error, async () =>
         {
             var seconds = parse.GetValue(pull);
-            if (seconds < 0)
+            if (seconds < 0 || TimeSpan.FromSeconds(seconds) > IMikelGo.SchoolServer.SchoolServerOptions.MaxPullInterval)
             {
-                await error.WriteLineAsync($"error: --pull-seconds must be 0 or more, got {seconds}").ConfigureAwait(false);
+                await error.WriteLineAsync($"error: --pull-seconds must be 0 to {(long)IMikelGo.SchoolServer.SchoolServerOptions.MaxPullInterval.TotalSeconds} (about 49 days), got {seconds}").ConfigureAwait(false);
                 return LogCheck.ExitUsage;
             }
 

@@ -79,8 +79,18 @@ internal static partial class SchoolCommands
         return new Common(data, postgres, schema, json);
     }
 
-    private static Option<int> RetriesOption() =>
-        new("--retries") { Description = "Retries of one relay request after a transient failure (exponential backoff from 1 s).", DefaultValueFactory = _ => 4 };
+    private static Option<int> RetriesOption()
+    {
+        var retries = new Option<int>("--retries") { Description = "Retries of one relay request after a transient failure (exponential backoff from 1 s).", DefaultValueFactory = _ => 4 };
+        retries.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() is var n and < 0)
+            {
+                r.AddError($"--retries must be 0 or more, got {n}");
+            }
+        });
+        return retries;
+    }
 
     private static Command Init(TextWriter output, TextWriter error)
     {
@@ -224,8 +234,13 @@ internal static partial class SchoolCommands
     private static string Where(ParseResult parse, Common common) =>
         PostgresOf(parse, common) is null ? parse.GetValue(common.Data)!.FullName : $"PostgreSQL schema {parse.GetValue(common.Schema)}";
 
+    // An explicit --postgres with an empty value (e.g. an unset shell variable) is refused rather than silently falling
+    // back to the embedded store in --data.
     private static string? PostgresOf(ParseResult parse, Common common) =>
-        parse.GetValue(common.Postgres) is { Length: > 0 } option ? option
+        parse.GetResult(common.Postgres) is not null
+            ? parse.GetValue(common.Postgres) is { } option && !string.IsNullOrWhiteSpace(option)
+                ? option
+                : throw new ArgumentException("--postgres needs a connection string (e.g. 'Host=db;Username=school;Password=…;Database=school'); it was empty")
         : Environment.GetEnvironmentVariable("IMIKELGO_SCHOOL_POSTGRES") is { Length: > 0 } env ? env : null;
 
     /// <summary>
@@ -285,6 +300,11 @@ internal static partial class SchoolCommands
             await error.WriteLineAsync($"error: {e.Message}").ConfigureAwait(false);
             return LogCheck.ExitUsage;
         }
+        catch (Exception e) when (e is not InvalidOperationException && DatabaseFailure(e) is { } reason)
+        {
+            await error.WriteLineAsync($"error: PostgreSQL: {reason}").ConfigureAwait(false);
+            return ExitState;
+        }
         catch (Exception e) when (e is InvalidOperationException or DbException or System.Security.Cryptography.CryptographicException)
         {
             await error.WriteLineAsync($"error: {e.Message}").ConfigureAwait(false);
@@ -297,12 +317,44 @@ internal static partial class SchoolCommands
         }
     }
 
+    /// <summary>
+    /// The one-line reason of a failure reaching or using PostgreSQL (unreachable or unknown host, authentication, missing
+    /// database, no right to create the schema), wherever Npgsql, Weasel or Marten wrapped it; null for other failures.
+    /// Marten's schema errors carry the whole DDL script in their message, so only the server's own message is shown.
+    /// </summary>
+    private static string? DatabaseFailure(Exception e)
+    {
+        for (Exception? x = e; x is not null; x = x.InnerException)
+        {
+            switch (x)
+            {
+                case Npgsql.PostgresException pg:
+                    return $"{pg.SqlState}: {pg.MessageText}";
+                case Npgsql.NpgsqlException npgsql when npgsql.InnerException is null or not Npgsql.NpgsqlException:
+                    return OneLine(npgsql.InnerException is System.Net.Sockets.SocketException refused ? $"{npgsql.Message} ({refused.Message})" : npgsql.Message);
+                case System.Net.Sockets.SocketException socket:
+                    return $"cannot reach the server: {socket.Message}";
+            }
+        }
+
+        return null;
+
+        static string OneLine(string text) => text.ReplaceLineEndings(" ");
+    }
+
     private static async Task<ISchoolConnectorStore?> OpenStoreAsync(ParseResult parse, Common common, bool create)
     {
         if (PostgresOf(parse, common) is { } connection)
         {
-            // Created on demand; a schema without a school has no settings, which WithSchoolAsync reports.
-            return await MartenSchoolConnectorStore.OpenAsync(connection, parse.GetValue(common.Schema)!, CancellationToken.None).ConfigureAwait(false);
+            var schema = parse.GetValue(common.Schema)!;
+            if (!create && !await HoldsSchoolStoreAsync(connection, schema).ConfigureAwait(false))
+            {
+                // A mistyped --schema on a command other than init creates nothing.
+                return null;
+            }
+
+            // Created on demand (init), or brought up to date; a schema without a school has no settings, which WithSchoolAsync reports.
+            return await MartenSchoolConnectorStore.OpenAsync(connection, schema, CancellationToken.None).ConfigureAwait(false);
         }
 
         var dir = parse.GetValue(common.Data)!;
@@ -314,6 +366,17 @@ internal static partial class SchoolCommands
 
         Directory.CreateDirectory(dir.FullName);
         return await SqliteSchoolConnectorStore.OpenAsync(path, CancellationToken.None).ConfigureAwait(false);
+    }
+
+    /// <summary>Whether <paramref name="schema"/> holds the school connector's tables (read-only: creates nothing).</summary>
+    private static async Task<bool> HoldsSchoolStoreAsync(string connection, string schema)
+    {
+        MartenSchoolConnectorStore.CheckSchemaName(schema);
+        await using var db = new Npgsql.NpgsqlConnection(connection);
+        await db.OpenAsync().ConfigureAwait(false);
+        await using var cmd = new Npgsql.NpgsqlCommand("SELECT to_regclass($1) IS NOT NULL", db);
+        cmd.Parameters.Add(new Npgsql.NpgsqlParameter { Value = schema + ".school_values" });
+        return (bool)(await cmd.ExecuteScalarAsync().ConfigureAwait(false))!;
     }
 
     /// <summary>Opens the school with its saved settings and runs <paramref name="work"/>.</summary>

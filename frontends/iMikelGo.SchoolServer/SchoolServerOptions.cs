@@ -29,8 +29,11 @@ public sealed class SchoolServerOptions
     /// <summary>The SHA-256 of the relay's certificate (pinned).</summary>
     public string? RelayCertificateSha256 { get; set; }
 
-    /// <summary>How often every account is pulled from the relay; <see cref="TimeSpan.Zero"/> turns scheduled pulls off (default 1 minute).</summary>
+    /// <summary>How often every account is pulled from the relay; <see cref="TimeSpan.Zero"/> turns scheduled pulls off (default 1 minute, at most <see cref="MaxPullInterval"/>).</summary>
     public TimeSpan PullInterval { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>The longest <see cref="PullInterval"/>: what a <see cref="PeriodicTimer"/> accepts (2^32 − 2 ms, about 49.7 days, whole seconds).</summary>
+    public static TimeSpan MaxPullInterval { get; } = TimeSpan.FromSeconds((uint.MaxValue - 1L) / 1000);
 
     /// <summary>Delays of the in-place retries after a relay failure (the message keeps its place; default 1 s, 5 s).</summary>
     public IList<TimeSpan> RetryCooldowns { get; } = [TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5)];
@@ -69,9 +72,10 @@ public sealed class SchoolServerOptions
             throw new ArgumentException("the school server needs the relay's https address");
         }
 
-        if (PullInterval < TimeSpan.Zero)
+        if (PullInterval < TimeSpan.Zero || PullInterval > MaxPullInterval)
         {
-            throw new ArgumentException($"pull interval {PullInterval} is negative");
+            // A longer period makes the scheduler's PeriodicTimer throw once the host runs, which stops the host.
+            throw new ArgumentException($"pull interval {PullInterval} is {(PullInterval < TimeSpan.Zero ? "negative" : $"longer than {MaxPullInterval} (the most a timer takes)")}");
         }
 
         if (RetryCooldowns.Concat(RetrySchedule).Any(d => d < TimeSpan.Zero) || RetrySchedule.Count == 0)

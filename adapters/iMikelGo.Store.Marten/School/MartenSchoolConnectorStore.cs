@@ -363,10 +363,16 @@ public sealed partial class MartenSchoolConnectorStore : ISchoolConnectorStore
         }
     }
 
+    /// <summary>Checks a schema name as <see cref="OpenAsync(string, string, CancellationToken)"/> does.</summary>
+    /// <exception cref="ArgumentException">Not a valid schema name, or one PostgreSQL reserves (pg_…, information_schema).</exception>
+    public static string CheckSchemaName(string? schema) => CheckSchema(schema, nameof(schema));
+
     internal static string CheckSchema(string? schema, string parameter) =>
-        schema is not null && SchemaName().IsMatch(schema)
-            ? schema
-            : throw new ArgumentException($"'{schema}' is not a valid schema name (lower-case letters, digits and '_', starting with a letter or '_', at most 63)", parameter);
+        schema is null || !SchemaName().IsMatch(schema)
+            ? throw new ArgumentException($"'{schema}' is not a valid schema name (lower-case letters, digits and '_', starting with a letter or '_', at most 63)", parameter)
+            : schema.StartsWith("pg_", StringComparison.Ordinal) || schema == "information_schema"
+                ? throw new ArgumentException($"'{schema}' is a schema name PostgreSQL reserves for its system schemas (pg_…, information_schema); choose another", parameter)
+                : schema;
 
     [GeneratedRegex("^[a-z_][a-z0-9_]{0,62}$", RegexOptions.CultureInvariant)]
     private static partial Regex SchemaName();
