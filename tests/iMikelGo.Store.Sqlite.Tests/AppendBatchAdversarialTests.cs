@@ -155,6 +155,48 @@ public sealed class AppendBatchAdversarialTests
         again.Replica.Calendar.Digest().Should().Be(digest, "the restarted device has what it showed before");
     }
 
+    [Fact]
+    public async Task A_record_whose_store_write_failed_is_not_sent_and_is_stored_before_the_next_record()
+    {
+        using var test = new TestVault();
+        var account = new AccountId(TestVault.Account.ToLowerInvariant());
+        using var schoolKey = ReplicaKey.Create();
+        var school = new Replica(account, schoolKey);
+        var occurrence = new OccurrenceId(new SeriesId("oboe"), new DateOnly(2026, 12, 2));
+        string digest;
+        await using (var vault = await test.EnrolledAsync())
+        {
+            using var device = await DeviceReplica.OpenAsync(vault.Store);
+            school.RecordBatch([
+                new AccountOpened("ms", "Anna", schoolKey.PublicKey),
+                new StudentEnrolled(new StudentId("s1"), "Ben"),
+                new SeriesPublished(new SeriesId("oboe"), "Oboe", 3, 900, 45, new RoomId("r1"), [new StudentId("s1")], new DateOnly(2026, 9, 1), new DateOnly(2026, 12, 31)),
+                new DeviceEnrolled(device.Id, "laptop", device.PublicKey),
+            ]).Error.Should().BeNull();
+            (await device.ReceiveAsync(school.Ledger.Export(account), Ct)).IsClean.Should().BeTrue();
+            var keySeq = device.Replica.Position.Seq;
+
+            // The absence's write fails (the call was cancelled): it is not in the vault, so it is not offered for sending.
+            using var cancelled = new CancellationTokenSource();
+            await cancelled.CancelAsync();
+            await FluentActions.Awaiting(() => device.RecordAsync(new StudentAbsent(occurrence, new StudentId("s1"), false, null), cancelled.Token))
+                .Should().ThrowAsync<OperationCanceledException>();
+            (await device.PendingAsync(Ct)).Select(e => e.Event.Seq).Should().Equal([keySeq], "only what the vault holds is sent");
+
+            // The next record stores the earlier one first, in the same transaction: no gap in the vault's chain.
+            (await device.RecordAsync(new LessonHeld(occurrence, "scales"), Ct)).Error.Should().BeNull();
+            (await device.PendingAsync(Ct)).Select(e => e.Event.Seq).Should().Equal([keySeq, keySeq + 1, keySeq + 2]);
+            digest = device.Replica.Calendar.Digest();
+        }
+
+        await using var reopened = test.Create();
+        await reopened.InitializeAsync(Ct);
+        (await reopened.UnlockAsync(TestVault.Pin, Ct)).Status.Should().Be(UnlockStatus.Unlocked);
+        using var again = await DeviceReplica.OpenAsync(reopened.Store);
+        again.Replica.Calendar.Digest().Should().Be(digest, "the restarted device has both facts");
+        again.Replica.Calendar.Lessons().Single(l => l.Occurrence == occurrence).Absent.Should().ContainKey("s1");
+    }
+
     /// <summary>A list that cancels <paramref name="cts"/> on its <paramref name="pass"/>-th enumeration after yielding item <paramref name="afterIndex"/>.</summary>
     private sealed class CancellingList(IReadOnlyList<EventRecord> items, int pass, int afterIndex, CancellationTokenSource cts) : IReadOnlyList<EventRecord>
     {

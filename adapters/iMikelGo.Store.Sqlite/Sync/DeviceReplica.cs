@@ -36,6 +36,10 @@ public sealed class DeviceReplica : IDisposable, ISyncReplica
     private readonly IDeviceStore _store;
     private readonly ReplicaKey _key;
     private readonly SemaphoreSlim _gate = new(1, 1);
+
+    // The newest own event in the vault. Own events above it were recorded in memory but their write failed; the
+    // next record stores them first, in the same transaction, so the vault's chain never has a gap.
+    private long _storedOwnSeq;
     private Dictionary<ReplicaId, RecipientPublicKey> _peerKeys = [];
     private HashSet<ReplicaId> _announced = [];
     private (HashSet<ReplicaId> Recipients, long Head)? _announcing;
@@ -46,6 +50,7 @@ public sealed class DeviceReplica : IDisposable, ISyncReplica
         _key = key;
         Keys = keys;
         Replica = replica;
+        _storedOwnSeq = replica.Position.Seq;
     }
 
     /// <summary>The in-memory replica (ledger and calendar).</summary>
@@ -149,15 +154,20 @@ public sealed class DeviceReplica : IDisposable, ISyncReplica
         return replica;
     }
 
-    /// <summary>Records a fact; it is in the vault and the outbox when this returns.</summary>
+    /// <summary>
+    /// Records a fact; it is in the vault and the outbox when this returns. When the write fails (cancelled, disk
+    /// full) the exception propagates and the fact stays in memory only: it is not sent, and the next successful
+    /// record stores it first, so the vault never holds a later own event without an earlier one.
+    /// </summary>
     public async Task<RecordResult> RecordAsync(LessonEvent payload, CancellationToken cancellationToken)
     {
-        var before = Replica.Position.Seq;
         var result = Replica.Record(payload);
-        if (result.Succeeded)
+        if (result.Succeeded || Replica.Position.Seq > _storedOwnSeq)
         {
-            var mine = Replica.Ledger.Export(Replica.Account).Where(e => e.Event.Replica == Id && e.Event.Seq > before).ToList();
+            var stored = _storedOwnSeq;
+            var mine = Replica.Ledger.Export(Replica.Account).Where(e => e.Event.Replica == Id && e.Event.Seq > stored).ToList();
             await _store.AppendBatchAsync([.. mine.Select(ToRecord)], cancellationToken).ConfigureAwait(false);
+            _storedOwnSeq = Math.Max(_storedOwnSeq, mine.Count == 0 ? stored : mine.Max(e => e.Event.Seq));
         }
 
         return result;
