@@ -1,6 +1,7 @@
 using IMikelGo.Relay.Client;
 using IMikelGo.SchoolServer.Messaging;
 using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
 using Wolverine;
 using Wolverine.ErrorHandling;
 using Wolverine.Postgresql;
@@ -62,10 +63,31 @@ public static class ServiceCollectionExtensions
             queue.UseDurableInbox();
         }
 
-        // Relay failures: retry in place after each cooldown, then reschedule; the last delay repeats indefinitely so a
-        // push is never dropped. Any other error follows Wolverine's default (dead-letter storage after the attempts).
+        // Relay failures and a PostgreSQL outage: retry in place after each cooldown, then reschedule; the last delay
+        // repeats indefinitely so a push is never dropped. Any other error follows Wolverine's default (dead-letter storage
+        // after the attempts).
         wolverine.Policies.OnException<RelayUnavailableException>().Or<RelayException>().Or<HttpRequestException>()
+            .Or(IsDatabaseOutage, "PostgreSQL unreachable")
             .RetryWithCooldown([.. options.RetryCooldowns])
             .Then.ScheduleRetryIndefinitely([.. options.RetrySchedule]);
+    }
+
+    /// <summary>
+    /// The store's database cannot be reached (connection refused or dropped, server shutting down or starting): an
+    /// outage to wait out like the relay's, not a bug. Npgsql's transient errors, and the connection (08) and operator
+    /// intervention (57P) classes, also when wrapped (Marten).
+    /// </summary>
+    internal static bool IsDatabaseOutage(Exception exception)
+    {
+        for (var e = exception; e is not null; e = e.InnerException)
+        {
+            if (e is PostgresException p ? p.IsTransient || p.SqlState.StartsWith("08", StringComparison.Ordinal) || p.SqlState.StartsWith("57P", StringComparison.Ordinal)
+                : e is NpgsqlException n && n.IsTransient)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 }

@@ -110,7 +110,7 @@ public sealed class SchoolServerTests
     }
 
     /// <summary>Relay up, server started, version 1 published, a device of Anna enrolled and synced.</summary>
-    private static async Task<(SchoolConnector School, TeacherDevice Device)> PublishedWithDeviceAsync(ServerWorld world, TimeSpan pullInterval)
+    internal static async Task<(SchoolConnector School, TeacherDevice Device)> PublishedWithDeviceAsync(ServerWorld world, TimeSpan pullInterval)
     {
         await world.StartRelayAsync();
         var server = await world.StartServerAsync(pullInterval);
@@ -128,7 +128,7 @@ public sealed class SchoolServerTests
         return (school, device);
     }
 
-    private static async Task AssertDeviceHasEverythingOnceAsync(ServerWorld world, SchoolConnector school, TeacherDevice device)
+    internal static async Task AssertDeviceHasEverythingOnceAsync(ServerWorld world, SchoolConnector school, TeacherDevice device)
     {
         var result = await device.SyncAsync(null, None);
         result.Refused.Should().BeEmpty();

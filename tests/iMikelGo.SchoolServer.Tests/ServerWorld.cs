@@ -28,9 +28,15 @@ internal sealed class ServerWorld : IAsyncDisposable
     private WebApplication? _relay;
 
     internal ServerWorld(bool durable)
+        : this(durable ? PostgresServer.ConnectionString : null)
+    {
+    }
+
+    /// <summary>A world on the PostgreSQL server <paramref name="postgres"/> (durable) or, with null, embedded.</summary>
+    internal ServerWorld(string? postgres)
     {
         Root = Directory.CreateTempSubdirectory("imikelgo-school-server-").FullName;
-        Postgres = durable ? PostgresServer.ConnectionString : null;
+        Postgres = postgres;
         Schema = "school_server_" + Guid.NewGuid().ToString("N")[..12];
         using var probe = new TcpListener(IPAddress.Loopback, 0);
         probe.Start();
@@ -242,6 +248,20 @@ internal sealed class RelayFaults
     /// <summary>SIGKILL the process right after the relay stored a push (child process only).</summary>
     public bool KillAfterPush { get; set; }
 
+    /// <summary>
+    /// Called with every pulled page before the connector sees it (the test's moment to break something, e.g. stop
+    /// PostgreSQL between the relay's answer and the store write); removed once it returns true.
+    /// </summary>
+    public Func<PullPage, bool>? OnPage { get; set; }
+
+    internal void Pulled(PullPage page)
+    {
+        if (OnPage is { } hook && hook(page))
+        {
+            OnPage = null;
+        }
+    }
+
     internal void Failed() => Interlocked.Increment(ref _failures);
 
     internal bool TakeReplay()
@@ -285,14 +305,18 @@ internal sealed class FaultyRelayClient(IRelayClient inner, RelayFaults faults) 
 
     public override async Task<PullPage> PullAsync(string account, long after, int limit, TimeSpan wait, CancellationToken cancellationToken)
     {
+        PullPage page;
         try
         {
-            return await Inner.PullAsync(account, after > 0 && faults.TakeReplay() ? 0 : after, limit, wait, cancellationToken);
+            page = await Inner.PullAsync(account, after > 0 && faults.TakeReplay() ? 0 : after, limit, wait, cancellationToken);
         }
         catch
         {
             faults.Failed();
             throw;
         }
+
+        faults.Pulled(page);
+        return page;
     }
 }
