@@ -498,9 +498,20 @@ public sealed partial class SchoolConnector
 
         public async Task<IngestReport> ReceiveAsync(IEnumerable<SignedEvent> events, CancellationToken cancellationToken)
         {
-            var report = replica.Receive(events);
-            var store = report.Applied.Select(e => replica.Ledger.Find(e.Account, e.Replica, e.Seq)!)
+            IReadOnlyCollection<SignedEvent> received = events as IReadOnlyCollection<SignedEvent> ?? [.. events];
+            var report = replica.Receive(received);
+
+            // Stored: the batch's events the replica applied earlier (duplicates), those applied now and the held ones. A
+            // receive whose store write failed after the in-memory merge (PostgreSQL down) is retried with the same page,
+            // which then holds only duplicates; without them the events would be in the report but never stored, and the
+            // cursor would move past them (lost at the next start). The store keeps each event once (hash key).
+            var earlier = received.Where(e => e.Event.Replica != Id)
+                .Select(e => replica.Ledger.Find(e.Event.Account, e.Event.Replica, e.Event.Seq) is { } found && found.Event.Hash.Hex == e.Event.Hash.Hex ? found : null)
+                .OfType<SignedEvent>();
+            var store = earlier
+                .Concat(report.Applied.Select(e => replica.Ledger.Find(e.Account, e.Replica, e.Seq)!))
                 .Concat(replica.Ledger.Unapplied().Where(e => e.Event.Account == Account))
+                .DistinctBy(e => e.Event.Hash.Hex, StringComparer.Ordinal)
                 .Select(ToStored).ToList();
             if (store.Count > 0)
             {
