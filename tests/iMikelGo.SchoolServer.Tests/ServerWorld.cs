@@ -8,6 +8,7 @@ using IMikelGo.Relay;
 using IMikelGo.Relay.Client;
 using IMikelGo.School.Connector;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -59,6 +60,12 @@ internal sealed class ServerWorld : IAsyncDisposable
     internal RelayFaults Faults { get; } = new();
 
     internal IHost? Host { get; private set; }
+
+    /// <summary>
+    /// When set, every request to the relay goes through it (after the relay's authentication, before its endpoint): a
+    /// broken relay or proxy that may answer by itself or call the real endpoint (<c>next</c>) and mangle the answer.
+    /// </summary>
+    internal Func<HttpContext, RequestDelegate, Task>? RelayChaos { get; set; }
 
     internal SchoolServer Server => Host!.Services.GetRequiredService<SchoolServer>();
 
@@ -127,6 +134,7 @@ internal sealed class ServerWorld : IAsyncDisposable
         };
         options.Urls.Add($"https://127.0.0.1:{Port}");
         _relay = RelayHost.Create(options);
+        _relay.Use((context, next) => RelayChaos is { } chaos ? chaos(context, next) : next(context));
         await _relay.StartAsync();
         Fingerprint = _relay.Services.GetRequiredService<RelayCertificate>().Fingerprint;
     }
