@@ -8,13 +8,6 @@ namespace IMikelGo.Cli;
 
 internal static partial class SchoolCommands
 {
-    /// <summary>
-    /// The embedded store's lock file in --data. 'school serve' holds it while it runs and every command that changes the
-    /// school or talks to the relay holds it for its duration, so two processes never extend the same chains (or approve
-    /// with a stale personnel list). Read-only commands (settings, device list, report, relay-registrations) do not take it.
-    /// </summary>
-    public const string LockFile = "school.lock";
-
     private static Command Serve(TextWriter output, TextWriter error)
     {
         var pull = new Option<int>("--pull-seconds") { Description = "Seconds between the scheduled pulls of every account and enrollment runs (0: none; start-up pushes and retries still run).", DefaultValueFactory = _ => 60 };
@@ -30,34 +23,25 @@ internal static partial class SchoolCommands
                 return LogCheck.ExitUsage;
             }
 
-            var (free, held) = await LockAsync(parse, common, error, create: false).ConfigureAwait(false);
-            using (held)
+            // The settings the other commands saved; the server then opens the store and takes its writer lock itself.
+            CliSettings? settings = null;
+            var read = await WithStoreAsync(parse, common, error, create: false, async store =>
             {
-                if (!free)
-                {
-                    return ExitState;
-                }
-
-                // The settings the other commands saved; the server then opens the store itself.
-                CliSettings? settings = null;
-                var read = await WithStoreAsync(parse, common, error, create: false, async store =>
-                {
-                    settings = await ReadSettingsAsync(store, ct).ConfigureAwait(false);
-                    return 0;
-                }, exclusive: false).ConfigureAwait(false);
-                if (read != 0)
-                {
-                    return read;
-                }
-
-                if (settings is null)
-                {
-                    await error.WriteLineAsync($"error: no school in {Where(parse, common)}; run 'imikelgo school init' first").ConfigureAwait(false);
-                    return ExitState;
-                }
-
-                return await RunServerAsync(parse, common, settings, TimeSpan.FromSeconds(seconds), parse.GetValue(retries), output, error, ct).ConfigureAwait(false);
+                settings = await ReadSettingsAsync(store, ct).ConfigureAwait(false);
+                return 0;
+            }, exclusive: false).ConfigureAwait(false);
+            if (read != 0)
+            {
+                return read;
             }
+
+            if (settings is null)
+            {
+                await error.WriteLineAsync($"error: no school in {Where(parse, common)}; run 'imikelgo school init' first").ConfigureAwait(false);
+                return ExitState;
+            }
+
+            return await RunServerAsync(parse, common, settings, TimeSpan.FromSeconds(seconds), parse.GetValue(retries), output, error, ct).ConfigureAwait(false);
         }));
         return command;
     }
@@ -98,32 +82,6 @@ internal static partial class SchoolCommands
         await output.FlushAsync(ct).ConfigureAwait(false);
         await host.WaitForShutdownAsync(ct).ConfigureAwait(false);
         return 0;
-    }
-
-    /// <summary>
-    /// Takes the embedded store's lock (null with PostgreSQL, where one school server per schema is the operator's rule,
-    /// or when there is no data directory yet). False when another process holds it; the message is written.
-    /// </summary>
-    private static async Task<(bool Free, FileStream? Lock)> LockAsync(ParseResult parse, Common common, TextWriter error, bool create)
-    {
-        var dir = parse.GetValue(common.Data)!;
-        if (PostgresOf(parse, common) is not null || (!create && !dir.Exists))
-        {
-            return (true, null);
-        }
-
-        Directory.CreateDirectory(dir.FullName);
-        try
-        {
-            // FileShare.None is an exclusive lock between processes (and between two opens in one process).
-            return (true, new FileStream(Path.Combine(dir.FullName, LockFile), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None));
-        }
-        catch (IOException)
-        {
-            await error.WriteLineAsync($"error: the school in {dir.FullName} is in use by another imikelgo process ('school serve' or a running command); " +
-                "stop 'school serve' first (it syncs and approves enrollments itself) or wait for the command to finish").ConfigureAwait(false);
-            return (false, null);
-        }
     }
 
     /// <summary>Log lines on the CLI's error writer (stderr), one per entry, no secrets (the server's messages name accounts, never keys).</summary>

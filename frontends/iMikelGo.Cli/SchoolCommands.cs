@@ -245,30 +245,41 @@ internal static partial class SchoolCommands
 
     /// <summary>
     /// Opens the store (creating it only for init) and maps every expected failure to one line on stderr and an exit code.
-    /// <paramref name="exclusive"/>: the command changes the school or talks to the relay, so it holds the embedded
-    /// store's lock (<see cref="LockFile"/>) and is refused while another such command or 'school serve' holds it.
+    /// <paramref name="exclusive"/>: the command changes the school or talks to the relay, so it holds the store's writer
+    /// lock (<see cref="ISchoolConnectorStore.TryLockWriterAsync"/>, embedded or PostgreSQL) for its duration and is
+    /// refused while another such command or a school server holds it: two writers never extend the same chains (or
+    /// approve with a stale personnel list). Read-only commands (settings, device list, report) do not take it.
     /// </summary>
     private static Task<int> WithStoreAsync(ParseResult parse, Common common, TextWriter error, bool create, Func<ISchoolConnectorStore, Task<int>> work, bool exclusive) =>
         GuardAsync(error, async () =>
         {
-            var (free, held) = exclusive ? await LockAsync(parse, common, error, create).ConfigureAwait(false) : (true, null);
-            using (held)
+            var store = await OpenStoreAsync(parse, common, create).ConfigureAwait(false);
+            if (store is null)
             {
-                if (!free)
+                await error.WriteLineAsync($"error: no school in {Where(parse, common)}; run 'imikelgo school init' first").ConfigureAwait(false);
+                return ExitState;
+            }
+
+            await using (store.ConfigureAwait(false))
+            {
+                var writer = exclusive ? await store.TryLockWriterAsync(CancellationToken.None).ConfigureAwait(false) : null;
+                if (exclusive && writer is null)
                 {
+                    await error.WriteLineAsync($"error: the school in {Where(parse, common)} is in use by another writer ('school serve', a school server, or a running command); " +
+                        "stop the school server first (it syncs and approves enrollments itself) or wait for the command to finish").ConfigureAwait(false);
                     return ExitState;
                 }
 
-                var store = await OpenStoreAsync(parse, common, create).ConfigureAwait(false);
-                if (store is null)
-                {
-                    await error.WriteLineAsync($"error: no school in {Where(parse, common)}; run 'imikelgo school init' first").ConfigureAwait(false);
-                    return ExitState;
-                }
-
-                await using (store.ConfigureAwait(false))
+                try
                 {
                     return await work(store).ConfigureAwait(false);
+                }
+                finally
+                {
+                    if (writer is not null)
+                    {
+                        await writer.DisposeAsync().ConfigureAwait(false);
+                    }
                 }
             }
         });

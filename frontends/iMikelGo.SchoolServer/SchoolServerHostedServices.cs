@@ -14,6 +14,7 @@ namespace IMikelGo.SchoolServer;
 internal sealed partial class SchoolConnectorHost(SchoolServer server, SchoolServerOptions options, ILogger<SchoolConnectorHost> logger) : IHostedService
 {
     private ISchoolConnectorStore? _store;
+    private IAsyncDisposable? _writer;
     private SchoolConnector? _connector;
 
     public async Task StartAsync(CancellationToken cancellationToken)
@@ -21,6 +22,9 @@ internal sealed partial class SchoolConnectorHost(SchoolServer server, SchoolSer
         try
         {
             _store = await OpenStoreAsync(cancellationToken).ConfigureAwait(false);
+            _writer = await _store.TryLockWriterAsync(cancellationToken).ConfigureAwait(false) ?? throw new InvalidOperationException(
+                $"another school connector is writing {(options.Durable ? "PostgreSQL schema " + options.Schema : options.DataDirectory)} " +
+                "(a second school server, or an 'imikelgo school' command): run one school server per store");
             _connector = await OpenConnectorAsync(_store, cancellationToken).ConfigureAwait(false);
             server.Opened(_connector, _store);
             LogOpened(logger, _connector.SchoolId, _connector.Accounts.Count, options.Durable ? "PostgreSQL (Marten), schema " + options.Schema : "embedded SQLite in " + options.DataDirectory);
@@ -28,6 +32,12 @@ internal sealed partial class SchoolConnectorHost(SchoolServer server, SchoolSer
         catch (Exception e)
         {
             server.Failed(e);
+            if (_writer is null && _store is not null)
+            {
+                await _store.DisposeAsync().ConfigureAwait(false);
+                _store = null;
+            }
+
             throw;
         }
     }
@@ -37,6 +47,11 @@ internal sealed partial class SchoolConnectorHost(SchoolServer server, SchoolSer
         if (_connector is not null)
         {
             await _connector.DisposeAsync().ConfigureAwait(false);
+        }
+
+        if (_writer is not null)
+        {
+            await _writer.DisposeAsync().ConfigureAwait(false);
         }
 
         if (_store is not null)

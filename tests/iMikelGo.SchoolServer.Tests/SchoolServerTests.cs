@@ -21,6 +21,27 @@ public sealed class SchoolServerTests
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
+    public async Task A_second_school_server_on_the_same_store_refuses_to_start_and_starts_once_the_first_stopped(bool durable)
+    {
+        await using var world = new ServerWorld(durable);
+        await world.StartRelayAsync();
+        await world.StartServerAsync(TimeSpan.Zero);
+
+        // Two writers with their own in-memory replicas would append different events at the same position of a log.
+        using (var second = ServerWorld.Build(o => ServerWorld.Configure(o, world.Root, world.Postgres, world.Schema, world.Port, world.Fingerprint, TimeSpan.Zero, world.Faults)))
+        {
+            (await FluentActions.Awaiting(() => second.StartAsync()).Should().ThrowAsync<InvalidOperationException>())
+                .Which.Message.Should().Contain("another school connector is writing").And.Contain("one school server per store");
+        }
+
+        await world.StopServerAsync();
+        var again = await world.StartServerAsync(TimeSpan.Zero);
+        (await again.ConnectorAsync(None)).SchoolId.Should().Be(ServerWorld.SchoolId, "the lock left with the first server");
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
     public async Task Relay_down_during_a_publish_pushes_are_retried_and_every_event_arrives_once(bool durable)
     {
         await using var world = new ServerWorld(durable);

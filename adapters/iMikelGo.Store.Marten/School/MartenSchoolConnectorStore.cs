@@ -30,17 +30,22 @@ public sealed partial class MartenSchoolConnectorStore : ISchoolConnectorStore
 {
     // Advisory lock class of a schema's DDL (key: the schema name), shared with MartenSchoolEventStore's first append.
     internal const int SchemaLockClass = 0x694D6B11;
+
+    // Advisory lock class of the connector's writer lock (session-level, one per schema).
+    private const int WriterLockClass = 0x694D6B12;
     private const int SaveChunk = 500;
     private readonly IDocumentStore _store;
     private readonly bool _owns;
     private readonly string _values;
     private readonly string _imports;
     private readonly string _outbox;
+    private readonly string _schema;
 
     private MartenSchoolConnectorStore(IDocumentStore store, string schema, bool owns)
     {
         _store = store;
         _owns = owns;
+        _schema = schema;
         _values = $"{schema}.school_values";
         _imports = $"{schema}.school_imports";
         _outbox = $"{schema}.school_outbox";
@@ -322,6 +327,54 @@ public sealed partial class MartenSchoolConnectorStore : ISchoolConnectorStore
         }
 
         return opened;
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// A session-level <c>pg_try_advisory_lock</c> on the schema, held on a connection of its own until the handle is
+    /// disposed; PostgreSQL releases it when that connection ends, so a crashed writer never leaves it behind.
+    /// </remarks>
+    public async Task<IAsyncDisposable?> TryLockWriterAsync(CancellationToken cancellationToken)
+    {
+        var db = await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await using var cmd = Command(db, "SELECT pg_try_advisory_lock($1, hashtext($2))", WriterLockClass, _schema);
+            if (await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is true)
+            {
+                return new WriterLock(db, _schema);
+            }
+        }
+        catch
+        {
+            await db.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+
+        await db.DisposeAsync().ConfigureAwait(false);
+        return null;
+    }
+
+    // Unlocks explicitly: a pooled connection returned to the pool keeps its session (and the lock) until reused.
+    private sealed class WriterLock(NpgsqlConnection db, string schema) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            try
+            {
+                await using var cmd = Command(db, "SELECT pg_advisory_unlock($1, hashtext($2))", WriterLockClass, schema);
+                await cmd.ExecuteNonQueryAsync().ConfigureAwait(false);
+            }
+            catch (NpgsqlException)
+            {
+                // The connection is gone, and the lock with its session.
+                NpgsqlConnection.ClearPool(db);
+            }
+            finally
+            {
+                await db.DisposeAsync().ConfigureAwait(false);
+            }
+        }
     }
 
     private async Task<NpgsqlConnection> OpenConnectionAsync(CancellationToken cancellationToken)

@@ -13,6 +13,7 @@ public sealed class SqliteSchoolConnectorStore : ISchoolConnectorStore
 {
     private readonly SqliteConnection _db;
     private readonly SemaphoreSlim _gate = new(1, 1);
+    private string _path = string.Empty;
 
     private SqliteConnection Db => _db;
 
@@ -24,7 +25,7 @@ public sealed class SqliteSchoolConnectorStore : ISchoolConnectorStore
         EnsureNativeLoaded();
         var db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString());
         await db.OpenAsync(cancellationToken).ConfigureAwait(false);
-        var store = new SqliteSchoolConnectorStore(db);
+        var store = new SqliteSchoolConnectorStore(db) { _path = Path.GetFullPath(path) };
         await store.ExecAsync("""
             PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;
             CREATE TABLE IF NOT EXISTS kv(name TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -248,6 +249,22 @@ public sealed class SqliteSchoolConnectorStore : ISchoolConnectorStore
         finally
         {
             _gate.Release();
+        }
+    }
+
+    /// <inheritdoc />
+    /// <remarks>An exclusive open of <c>&lt;database&gt;.lock</c> beside the file (released by the OS if the process dies).</remarks>
+    public Task<IAsyncDisposable?> TryLockWriterAsync(CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        try
+        {
+            // FileShare.None: exclusive between processes and between two opens in one process.
+            return Task.FromResult<IAsyncDisposable?>(new FileStream(_path + ".lock", FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None));
+        }
+        catch (IOException)
+        {
+            return Task.FromResult<IAsyncDisposable?>(null);
         }
     }
 

@@ -53,4 +53,11 @@ public interface ISchoolConnectorStore : IAsyncDisposable
 
     /// <summary>Every import, by version.</summary>
     Task<IReadOnlyList<StoredImport>> ImportsAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Takes the store's writer lock, held until the returned handle is disposed: one connector writes a store at a
+    /// time, whatever process or machine it runs on (two writers, each with its own in-memory account replicas, would
+    /// append different school events at the same position and fork an account's log). Null when it is held elsewhere.
+    /// </summary>
+    Task<IAsyncDisposable?> TryLockWriterAsync(CancellationToken cancellationToken);
 }

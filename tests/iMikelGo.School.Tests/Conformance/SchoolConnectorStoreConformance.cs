@@ -45,6 +45,22 @@ public abstract class SchoolConnectorStoreConformance : IAsyncLifetime
     }
 
     [Fact]
+    public async Task One_writer_at_a_time_holds_the_lock_whatever_instance_and_it_is_free_again_once_released()
+    {
+        var first = await OpenAsync();
+        var second = await OpenAsync();
+        var held = await first.TryLockWriterAsync(None);
+        held.Should().NotBeNull("nobody holds the lock yet");
+        (await second.TryLockWriterAsync(None)).Should().BeNull("another instance of the same store holds it");
+        (await first.TryLockWriterAsync(None)).Should().BeNull("not even the holder's own store takes it twice");
+
+        await held!.DisposeAsync();
+        var again = await second.TryLockWriterAsync(None);
+        again.Should().NotBeNull("released with its handle");
+        await again!.DisposeAsync();
+    }
+
+    [Fact]
     public async Task Values_are_stored_overwritten_and_deleted()
     {
         var store = await OpenAsync();
