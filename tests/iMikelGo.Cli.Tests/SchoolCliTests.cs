@@ -203,6 +203,23 @@ public sealed class SchoolCliTests : IDisposable
     }
 
     [Fact]
+    public async Task A_writing_command_is_refused_while_another_writer_holds_the_school_and_reading_ones_are_not()
+    {
+        Json(School(0, "init", "--school", "s1", "--relay", "https://relay.example/"));
+        await using (var store = await SqliteSchoolConnectorStore.OpenAsync(Path.Combine(SchoolDir, SchoolCommands.DatabaseFile), CancellationToken.None))
+        {
+            // What a running 'school serve' (or a school server host) holds.
+            await using var writer = await store.TryLockWriterAsync(CancellationToken.None);
+            writer.Should().NotBeNull();
+            School(SchoolCommands.ExitState, "sync", "--retries", "0").Err.Should().Contain("in use by another writer");
+            School(SchoolCommands.ExitState, "settings", "--relay-pin", new string('b', 64)).Err.Should().Contain("in use by another writer");
+            Json(School(0, "settings")).GetProperty("relayPin").ValueKind.Should().Be(JsonValueKind.Null, "reading needs no lock, and the refused change did nothing");
+        }
+
+        Json(School(0, "settings", "--relay-pin", new string('b', 64))).GetProperty("relayPin").GetString().Should().Be(new string('b', 64), "free again once the writer is gone");
+    }
+
+    [Fact]
     public void Bad_inputs_get_one_line_and_their_exit_code()
     {
         School(SchoolCommands.ExitState, "publish").Err.Should().Contain("no school in").And.Contain("school init");
