@@ -90,13 +90,13 @@ internal static class PostgresServer
         {
             var root = RepositoryRoot();
             var state = Path.Combine(Path.GetTempPath(), $"imikelgo-pgstate-{Environment.ProcessId}");
-            var (code, output) = Run(Path.Combine(root, "scripts", "pg-start.sh"), state);
+            var (code, output) = Run("bash", Path.Combine(root, "scripts", "pg-start.sh"), state);
             if (code != 0)
             {
                 return (null, $"scripts/pg-start.sh exited with {code}: {output.Trim()}");
             }
 
-            AppDomain.CurrentDomain.ProcessExit += (_, _) => Run(Path.Combine(root, "scripts", "pg-stop.sh"), state);
+            AppDomain.CurrentDomain.ProcessExit += (_, _) => Run("bash", Path.Combine(root, "scripts", "pg-stop.sh"), state);
             return (File.ReadAllText(Path.Combine(state, "connection")).Trim(), null);
         }
         catch (Exception ex) when (ex is InvalidOperationException or IOException or System.ComponentModel.Win32Exception)
@@ -105,11 +105,15 @@ internal static class PostgresServer
         }
     }
 
-    private static (int Code, string Output) Run(string script, string argument)
+    /// <summary>Runs a command (scripts/pg-*.sh, pg_ctl, …) and returns its exit code and output (stdout, then stderr).</summary>
+    public static (int Code, string Output) Run(params string[] command)
     {
-        var psi = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add(script);
-        psi.ArgumentList.Add(argument);
+        var psi = new ProcessStartInfo(command[0]) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var argument in command.Skip(1))
+        {
+            psi.ArgumentList.Add(argument);
+        }
+
         using var process = Process.Start(psi)!;
         var stderr = process.StandardError.ReadToEndAsync();
         var stdout = process.StandardOutput.ReadToEnd();

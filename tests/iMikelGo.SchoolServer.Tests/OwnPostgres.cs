@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Text.RegularExpressions;
 
@@ -41,7 +40,7 @@ internal sealed partial class OwnPostgres : IDisposable
         var state = Path.Combine(Path.GetTempPath(), "imikelgo-pg-outage-" + Guid.NewGuid().ToString("N")[..12]);
         // Durable settings (IMIKELGO_PG_DURABLE=1): with the scripts' test speed-ups (synchronous_commit off) an immediate
         // stop loses the last commits, which a real server does not.
-        var (code, output) = Run(["env", "IMIKELGO_PG_DURABLE=1", "bash", Path.Combine(root, "scripts", "pg-start.sh"), state]);
+        var (code, output) = PostgresServer.Run(["env", "IMIKELGO_PG_DURABLE=1", "bash", Path.Combine(root, "scripts", "pg-start.sh"), state]);
         if (code != 0)
         {
             throw new InvalidOperationException($"scripts/pg-start.sh exited with {code}: {output}");
@@ -68,25 +67,10 @@ internal sealed partial class OwnPostgres : IDisposable
         Running = true;
     }
 
-    public void Dispose() => Run("bash", Path.Combine(_root, "scripts", "pg-stop.sh"), _state);
+    public void Dispose() => PostgresServer.Run("bash", Path.Combine(_root, "scripts", "pg-stop.sh"), _state);
 
     private static (int Code, string Output) AsPostgres(params string[] command) =>
-        Environment.UserName == "root" ? Run(["runuser", "-u", "postgres", "--", .. command]) : Run(command);
-
-    private static (int Code, string Output) Run(params string[] command)
-    {
-        var psi = new ProcessStartInfo(command[0]) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var argument in command.Skip(1))
-        {
-            psi.ArgumentList.Add(argument);
-        }
-
-        using var process = Process.Start(psi)!;
-        var stderr = process.StandardError.ReadToEndAsync();
-        var stdout = process.StandardOutput.ReadToEnd();
-        process.WaitForExit();
-        return (process.ExitCode, stdout + stderr.Result);
-    }
+        Environment.UserName == "root" ? PostgresServer.Run(["runuser", "-u", "postgres", "--", .. command]) : PostgresServer.Run(command);
 
     [GeneratedRegex(@"Port=(\d+)")]
     private static partial Regex PortPattern();
