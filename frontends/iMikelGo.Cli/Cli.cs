@@ -8,9 +8,13 @@ namespace IMikelGo.Cli;
 /// <summary>The command tree of <c>imikelgo</c>. Exit codes: 0 ok, 2 usage or unreadable file, 3 invalid log, 4 incomplete log.</summary>
 internal static class Cli
 {
-    public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken = default)
+    public static Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken = default) =>
+        RunAsync(args, Console.In, output, error, cancellationToken);
+
+    /// <summary>Runs with <paramref name="input"/> as standard input (what <c>--password-stdin</c> and <c>--pin-stdin</c> read).</summary>
+    public static async Task<int> RunAsync(string[] args, TextReader input, TextWriter output, TextWriter error, CancellationToken cancellationToken = default)
     {
-        var root = Build(output, error);
+        var root = Build(input, output, error);
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {
@@ -30,7 +34,7 @@ internal static class Cli
     /// <summary>Runs synchronously (tests).</summary>
     public static int Run(string[] args, TextWriter output, TextWriter error) => RunAsync(args, output, error).GetAwaiter().GetResult();
 
-    private static RootCommand Build(TextWriter output, TextWriter error)
+    private static RootCommand Build(TextReader input, TextWriter output, TextWriter error)
     {
         var root = new RootCommand(
             "imikelgo: create, verify and replay iMikelGo event logs (JSON Lines, one signed event per line).\n" +
@@ -44,7 +48,7 @@ internal static class Cli
         root.Subcommands.Add(UpdateCommands.Release(output, error));
         root.Subcommands.Add(UpdateCommands.Update(output, error));
         root.Subcommands.Add(RelayCommands.Build(output, error));
-        root.Subcommands.Add(DeviceCommands.Build(output, error));
+        root.Subcommands.Add(DeviceCommands.Build(input, output, error));
         root.Subcommands.Add(SchoolCommands.Build(output, error));
         return root;
     }

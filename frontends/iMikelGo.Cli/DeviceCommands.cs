@@ -5,6 +5,7 @@ using IMikelGo.Device;
 using IMikelGo.Engine;
 using IMikelGo.Engine.Events;
 using IMikelGo.Relay.Client;
+using IMikelGo.Sealing;
 using IMikelGo.Store.Sqlite;
 using Spectre.Console;
 
@@ -22,17 +23,17 @@ internal static class DeviceCommands
 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
 
-    public static Command Build(TextWriter output, TextWriter error)
+    public static Command Build(TextReader input, TextWriter output, TextWriter error)
     {
         var device = new Command("device", "The teacher device: enroll, unlock, record absences/cancellations/moves/held lessons, sync, status.");
-        device.Subcommands.Add(Enroll(output, error));
-        device.Subcommands.Add(Unlock(output, error));
-        device.Subcommands.Add(Absent(output, error));
-        device.Subcommands.Add(Cancel(output, error));
-        device.Subcommands.Add(Move(output, error));
-        device.Subcommands.Add(Held(output, error));
-        device.Subcommands.Add(Sync(output, error));
-        device.Subcommands.Add(Status(output, error));
+        device.Subcommands.Add(Enroll(input, output, error));
+        device.Subcommands.Add(Unlock(input, output, error));
+        device.Subcommands.Add(Absent(input, output, error));
+        device.Subcommands.Add(Cancel(input, output, error));
+        device.Subcommands.Add(Move(input, output, error));
+        device.Subcommands.Add(Held(input, output, error));
+        device.Subcommands.Add(Sync(input, output, error));
+        device.Subcommands.Add(Status(input, output, error));
         return device;
     }
 
@@ -49,25 +50,35 @@ internal static class DeviceCommands
         return new Common(data, pinStdin, json);
     }
 
-    private static Command Enroll(TextWriter output, TextWriter error)
+    private static Command Enroll(TextReader input, TextWriter output, TextWriter error)
     {
         var uri = new Option<string>("--uri") { Description = "The enrollment code (imikelgo://enroll?… from the QR code).", Required = true };
         var license = new Option<string>("--license") { Description = "The license key (Kennung).", Required = true };
         var passwordStdin = new Option<bool>("--password-stdin") { Description = "Read the school-internal password from the first line of stdin (else prompt)." };
-        var command = new Command("enroll", "Enroll this device with the school (license key + school password), then set the PIN.") { uri, license, passwordStdin };
+        var label = new Option<string>("--label")
+        {
+            Description = $"How the school lists this device (\"Anna's laptop\"; at most {DeviceEnrollment.MaxLabelLength} characters; sealed, the relay never sees it). Default: the machine name.",
+        };
+        var command = new Command("enroll", "Enroll this device with the school (license key + school password), then set the PIN.") { uri, license, passwordStdin, label };
         var common = AddCommon(command);
         command.SetAction(async (parse, ct) =>
         {
-            var input = Console.In;
-            var password = parse.GetValue(passwordStdin) ? await input.ReadLineAsync(ct).ConfigureAwait(false) : Prompt("School password");
-            var pin = parse.GetValue(common.PinStdin) ? await input.ReadLineAsync(ct).ConfigureAwait(false) : Prompt("New PIN");
+            var password = parse.GetValue(passwordStdin) ? await input.ReadLineAsync(ct).ConfigureAwait(false) : Prompt("School password", input);
+            var pin = parse.GetValue(common.PinStdin) ? await input.ReadLineAsync(ct).ConfigureAwait(false) : Prompt("New PIN", input);
             if (string.IsNullOrEmpty(password) || string.IsNullOrEmpty(pin))
             {
                 await error.WriteLineAsync("error: the school password and the PIN are required").ConfigureAwait(false);
                 return LogCheck.ExitUsage;
             }
 
-            return await WithDeviceAsync(parse.GetValue(common.Data)!, error, async device =>
+            var deviceLabel = parse.GetValue(label);
+            if (DeviceEnrollment.LabelProblem(deviceLabel) is { } labelProblem)
+            {
+                await error.WriteLineAsync($"error: --label: {labelProblem}").ConfigureAwait(false);
+                return LogCheck.ExitUsage;
+            }
+
+            return await WithDeviceAsync(parse.GetValue(common.Data)!, error, deviceLabel, async device =>
             {
                 var id = await device.EnrollAsync(new EnrollmentInput(parse.GetValue(uri)!, parse.GetValue(license)!, password, pin), ct).ConfigureAwait(false);
                 await WriteAsync(output, parse.GetValue(common.AsJson), new { enrolled = true, device = id.Value, account = device.Account, relay = device.Relay?.Relay },
@@ -78,11 +89,11 @@ internal static class DeviceCommands
         return command;
     }
 
-    private static Command Unlock(TextWriter output, TextWriter error)
+    private static Command Unlock(TextReader input, TextWriter output, TextWriter error)
     {
         var command = new Command("unlock", "Check the PIN (three wrong entries in a row wipe all data and switch to demo mode).");
         var common = AddCommon(command);
-        command.SetAction((parse, ct) => WithUnlockedAsync(parse, common, output, error, ct, async device =>
+        command.SetAction((parse, ct) => WithUnlockedAsync(parse, common, input, output, error, ct, async device =>
         {
             await WriteAsync(output, parse.GetValue(common.AsJson), new { state = device.State.ToString(), device = device.DeviceId?.Value, account = device.Account },
                 $"unlocked: device {device.DeviceId?.Value} (account {device.Account})").ConfigureAwait(false);
@@ -94,7 +105,7 @@ internal static class DeviceCommands
     private static Option<string> LessonOption() =>
         new("--lesson") { Description = "The lesson occurrence: SERIES@YYYY-MM-DD (see 'status --week').", Required = true };
 
-    private static Command Absent(TextWriter output, TextWriter error)
+    private static Command Absent(TextReader input, TextWriter output, TextWriter error)
     {
         var lesson = LessonOption();
         var student = new Option<string>("--student") { Description = "The student id.", Required = true };
@@ -102,13 +113,13 @@ internal static class DeviceCommands
         var reason = new Option<string?>("--reason") { Description = "An optional reason." };
         var command = new Command("absent", "Record that a student was absent.") { lesson, student, excused, reason };
         var common = AddCommon(command);
-        command.SetAction((parse, ct) => WithUnlockedAsync(parse, common, output, error, ct, device =>
+        command.SetAction((parse, ct) => WithUnlockedAsync(parse, common, input, output, error, ct, device =>
             ChangeAsync(output, error, parse.GetValue(common.AsJson), () => device.RecordAbsenceAsync(
                 OccurrenceId.Parse(parse.GetValue(lesson)!), new StudentId(parse.GetValue(student)!), parse.GetValue(excused), parse.GetValue(reason), ct))));
         return command;
     }
 
-    private static Command Cancel(TextWriter output, TextWriter error)
+    private static Command Cancel(TextReader input, TextWriter output, TextWriter error)
     {
         var lesson = LessonOption();
         var reason = new Option<string>("--reason") { Description = "teacher-ill, student-ill, school-closed or other.", DefaultValueFactory = _ => "other" };
@@ -117,7 +128,7 @@ internal static class DeviceCommands
         var note = new Option<string?>("--note") { Description = "An optional note." };
         var command = new Command("cancel", "Cancel a lesson.") { lesson, reason, makeUp, note };
         var common = AddCommon(command);
-        command.SetAction((parse, ct) => WithUnlockedAsync(parse, common, output, error, ct, device =>
+        command.SetAction((parse, ct) => WithUnlockedAsync(parse, common, input, output, error, ct, device =>
             ChangeAsync(output, error, parse.GetValue(common.AsJson), () => device.CancelAsync(
                 OccurrenceId.Parse(parse.GetValue(lesson)!), parse.GetValue(reason) switch
                 {
@@ -129,7 +140,7 @@ internal static class DeviceCommands
         return command;
     }
 
-    private static Command Move(TextWriter output, TextWriter error)
+    private static Command Move(TextReader input, TextWriter output, TextWriter error)
     {
         var lesson = LessonOption();
         var date = new Option<string>("--date") { Description = "The new date (YYYY-MM-DD).", Required = true };
@@ -138,7 +149,7 @@ internal static class DeviceCommands
         var room = new Option<string>("--room") { Description = "The new room.", Required = true };
         var command = new Command("move", "Move a lesson to another date, time or room; clashes with the known timetable are warned about.") { lesson, date, start, duration, room };
         var common = AddCommon(command);
-        command.SetAction((parse, ct) => WithUnlockedAsync(parse, common, output, error, ct, device =>
+        command.SetAction((parse, ct) => WithUnlockedAsync(parse, common, input, output, error, ct, device =>
             ChangeAsync(output, error, parse.GetValue(common.AsJson), () => device.MoveAsync(
                 OccurrenceId.Parse(parse.GetValue(lesson)!),
                 DateOnly.ParseExact(parse.GetValue(date)!, "yyyy-MM-dd", CultureInfo.InvariantCulture),
@@ -147,22 +158,22 @@ internal static class DeviceCommands
         return command;
     }
 
-    private static Command Held(TextWriter output, TextWriter error)
+    private static Command Held(TextReader input, TextWriter output, TextWriter error)
     {
         var lesson = LessonOption();
         var note = new Option<string?>("--note") { Description = "A short note." };
         var command = new Command("held", "Record that a lesson took place.") { lesson, note };
         var common = AddCommon(command);
-        command.SetAction((parse, ct) => WithUnlockedAsync(parse, common, output, error, ct, device =>
+        command.SetAction((parse, ct) => WithUnlockedAsync(parse, common, input, output, error, ct, device =>
             ChangeAsync(output, error, parse.GetValue(common.AsJson), () => device.MarkHeldAsync(OccurrenceId.Parse(parse.GetValue(lesson)!), parse.GetValue(note), ct))));
         return command;
     }
 
-    private static Command Sync(TextWriter output, TextWriter error)
+    private static Command Sync(TextReader input, TextWriter output, TextWriter error)
     {
         var command = new Command("sync", "Receive everything new and send all own changes (the Sync button).");
         var common = AddCommon(command);
-        command.SetAction((parse, ct) => WithUnlockedAsync(parse, common, output, error, ct, async device =>
+        command.SetAction((parse, ct) => WithUnlockedAsync(parse, common, input, output, error, ct, async device =>
         {
             var json = parse.GetValue(common.AsJson);
             DeviceSyncResult result;
@@ -206,12 +217,12 @@ internal static class DeviceCommands
         return command;
     }
 
-    private static Command Status(TextWriter output, TextWriter error)
+    private static Command Status(TextReader input, TextWriter output, TextWriter error)
     {
         var week = new Option<string?>("--week") { Description = "Also list the lessons of the week containing this date (YYYY-MM-DD, or 'today')." };
         var command = new Command("status", "State, account, relay, pending changes, conflicts and devices (asks for the PIN when locked).") { week };
         var common = AddCommon(command);
-        command.SetAction((parse, ct) => WithUnlockedAsync(parse, common, output, error, ct, async device =>
+        command.SetAction((parse, ct) => WithUnlockedAsync(parse, common, input, output, error, ct, async device =>
         {
             var weekText = parse.GetValue(week);
             var day = weekText is null ? (DateOnly?)null : weekText == "today" ? DateOnly.FromDateTime(DateTime.Today) : DateOnly.ParseExact(weekText, "yyyy-MM-dd", CultureInfo.InvariantCulture);
@@ -288,7 +299,7 @@ internal static class DeviceCommands
         return 0;
     }
 
-    private static async Task<int> WithUnlockedAsync(ParseResult parse, Common common, TextWriter output, TextWriter error, CancellationToken ct, Func<TeacherDevice, Task<int>> work) =>
+    private static async Task<int> WithUnlockedAsync(ParseResult parse, Common common, TextReader input, TextWriter output, TextWriter error, CancellationToken ct, Func<TeacherDevice, Task<int>> work) =>
         await WithDeviceAsync(parse.GetValue(common.Data)!, error, async device =>
         {
             if (device.State is DeviceState.NotEnrolled or DeviceState.Wiped)
@@ -300,7 +311,7 @@ internal static class DeviceCommands
                 return ExitState;
             }
 
-            var pin = parse.GetValue(common.PinStdin) ? await Console.In.ReadLineAsync(ct).ConfigureAwait(false) : Prompt("PIN");
+            var pin = parse.GetValue(common.PinStdin) ? await input.ReadLineAsync(ct).ConfigureAwait(false) : Prompt("PIN", input);
             var unlocked = await device.UnlockAsync(pin ?? "", ct).ConfigureAwait(false);
             switch (unlocked.Status)
             {
@@ -315,11 +326,14 @@ internal static class DeviceCommands
             }
         }).ConfigureAwait(false);
 
-    private static async Task<int> WithDeviceAsync(DirectoryInfo data, TextWriter error, Func<TeacherDevice, Task<int>> work)
+    private static Task<int> WithDeviceAsync(DirectoryInfo data, TextWriter error, Func<TeacherDevice, Task<int>> work) =>
+        WithDeviceAsync(data, error, null, work);
+
+    private static async Task<int> WithDeviceAsync(DirectoryInfo data, TextWriter error, string? deviceLabel, Func<TeacherDevice, Task<int>> work)
     {
         try
         {
-            var device = await TeacherDevice.OpenAsync(new TeacherDeviceOptions { DataDirectory = data.FullName }, CancellationToken.None).ConfigureAwait(false);
+            var device = await TeacherDevice.OpenAsync(new TeacherDeviceOptions { DataDirectory = data.FullName, DeviceLabel = deviceLabel }, CancellationToken.None).ConfigureAwait(false);
             await using (device.ConfigureAwait(false))
             {
                 return await work(device).ConfigureAwait(false);
@@ -347,8 +361,8 @@ internal static class DeviceCommands
         }
     }
 
-    private static string Prompt(string label) =>
-        Console.IsInputRedirected ? Console.In.ReadLine() ?? "" : AnsiConsole.Prompt(new TextPrompt<string>(label + ":").Secret());
+    private static string Prompt(string label, TextReader input) =>
+        Console.IsInputRedirected || input != Console.In ? input.ReadLine() ?? "" : AnsiConsole.Prompt(new TextPrompt<string>(label + ":").Secret());
 
     private static Task WriteAsync(TextWriter output, bool json, object value, string text) =>
         output.WriteLineAsync(json ? JsonSerializer.Serialize(value, Json) : text);

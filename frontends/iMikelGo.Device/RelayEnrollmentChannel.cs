@@ -141,7 +141,7 @@ public sealed class RelayEnrollmentChannel(RelayEnrollmentOptions options) : IEn
 
         using var enrollmentCertificate = Load(certificates.Enrollment, "enrollment");
         using var enrollment = DeviceEnrollment.Start(uri, request.Device.Value, ecdsa, encryptionKey);
-        if (!enrollment.TryCreateRequest(root, enrollmentCertificate, request.SchoolPassword, time.GetUtcNow(), out var sealedRequest, out var sealError))
+        if (!enrollment.TryCreateRequest(root, enrollmentCertificate, request.SchoolPassword, request.Label, time.GetUtcNow(), out var sealedRequest, out var sealError))
         {
             throw Refused(EnrollmentRefusalReason.InvalidAnswer, "the school's certificates do not match the enrollment code: " + sealError.Message);
         }

@@ -167,7 +167,12 @@ public sealed partial class TeacherDevice
 
             using var signing = ReplicaKey.Create();
             using var encryption = EncryptionKeyPair.Generate();
-            var label = _options.DeviceLabel ?? Environment.MachineName;
+            var label = _options.DeviceLabel ?? Environment.MachineName[..Math.Min(Environment.MachineName.Length, DeviceEnrollment.MaxLabelLength)];
+            if (DeviceEnrollment.LabelProblem(label) is { } labelProblem)
+            {
+                throw new ArgumentException($"TeacherDeviceOptions.DeviceLabel '{label}': {labelProblem}");
+            }
+
             var grant = await channel.EnrollAsync(
                 new EnrollmentRequest(uri, license.Value, input.SchoolPassword, signing.Replica, signing.PublicKey, encryption.PublicKey, label)
                 {

@@ -253,7 +253,7 @@ public sealed class SchoolCliTests : IDisposable
     }
 
     /// <summary>The JSON import example of docs/school-import.md (anna and ben), as an integrator would write it.</summary>
-    private static string DocumentedJsonSchool()
+    internal static string DocumentedJsonSchool()
     {
         var root = PostgresServer.RepositoryRoot();
         var doc = File.ReadAllText(Path.Combine(root, "docs", "school-import.md"));
@@ -298,7 +298,7 @@ public sealed class SchoolCliTests : IDisposable
     /// The relay as an operator runs it: its data directory (generated certificate, schools.json) on a fixed loopback
     /// port, so the address and pin the school saved stay valid across restarts; in-memory mailboxes kept across restarts.
     /// </summary>
-    private sealed class TestRelay(string dataDirectory) : IAsyncDisposable
+    internal sealed class TestRelay(string dataDirectory) : IAsyncDisposable
     {
         private readonly InMemoryMailboxStore _mailboxes = new();
         private readonly int _port = FreePort();

@@ -1,3 +1,4 @@
+using System.Text;
 using FluentAssertions;
 using IMikelGo.Device;
 using IMikelGo.Engine;
@@ -150,17 +151,24 @@ public sealed class SchoolConnectorTests
         var benLicense = await school.IssueLicenseAsync(ben, None);
         var folder = Directory.CreateTempSubdirectory("imikelgo-school-relay-enroll-").FullName;
         var devices = new List<TeacherDevice>();
+        var held = new List<byte[]>();
         try
         {
-            var phone = await EnrollThroughRelayAsync(school, folder, "phone", annaLicense, devices);
-            var laptop = await EnrollThroughRelayAsync(school, folder, "laptop", annaLicense, devices);
-            var tablet = await EnrollThroughRelayAsync(school, folder, "tablet", benLicense, devices);
+            var phone = await EnrollThroughRelayAsync(world, school, folder, "phone", annaLicense, devices, held);
+            var laptop = await EnrollThroughRelayAsync(world, school, folder, "laptop", annaLicense, devices, held);
+            var tablet = await EnrollThroughRelayAsync(world, school, folder, "tablet", benLicense, devices, held);
             phone.Account.Should().Be(anna.Value);
             laptop.Account.Should().Be(anna.Value);
             tablet.Account.Should().Be(ben.Value, "the enrollment caller's answer confirms a device in any account of the school");
             (await world.Mailboxes.GetCallerAsync(tablet.DeviceId!.Value.Value, None))!.Account.Should().Be(ben.Value);
             (await world.Mailboxes.GetCallerAsync(laptop.DeviceId!.Value.Value, None))!.Account.Should().Be(anna.Value);
             school.Devices().Where(d => d.Account == anna).Select(d => d.Device).Should().BeEquivalentTo([phone.DeviceId!.Value, laptop.DeviceId!.Value]);
+
+            // Each device's label travelled sealed with the password: the school lists it, the relay never held it.
+            school.Devices().Select(d => (d.Device, d.Label)).Should().BeEquivalentTo(
+                [(phone.DeviceId!.Value, "Müller phone"), (laptop.DeviceId!.Value, "Müller laptop"), (tablet.DeviceId!.Value, "Müller tablet")]);
+            held.DistinctBy(Convert.ToBase64String).Should().HaveCount(3, "each device's request was seen at the relay");
+            held.Should().OnlyContain(r => !Encoding.UTF8.GetString(r).Contains("ller", StringComparison.Ordinal), "the relay holds the requests sealed");
             school.Devices().Should().OnlyContain(d => d.HasEncryptionKey);
 
             // The laptop learned the phone's key from its answer: its absence reaches the phone, which has never synced.
@@ -226,11 +234,16 @@ public sealed class SchoolConnectorTests
     }
 
     /// <summary>A device on its default channel (the relay hand-off) while the connector answers the enrollment queue.</summary>
-    private static async Task<TeacherDevice> EnrollThroughRelayAsync(SchoolConnector school, string folder, string name, IssuedLicense license, List<TeacherDevice> devices)
+    /// <remarks>Collects the requests as the relay holds them into <paramref name="held"/>.</remarks>
+    private static async Task<TeacherDevice> EnrollThroughRelayAsync(
+        ConnectorWorld world, SchoolConnector school, string folder, string name, IssuedLicense license, List<TeacherDevice> devices, List<byte[]> held)
     {
         var device = await TeacherDevice.OpenAsync(new TeacherDeviceOptions
         {
             DataDirectory = Path.Combine(folder, name),
+
+            // Decomposed "ü" and padding: the device sends the label trimmed and NFC-normalised.
+            DeviceLabel = $" Mu\u0308ller {name} ",
             Pbkdf2Iterations = 1000,
             ConfigureRelay = o =>
             {
@@ -249,7 +262,14 @@ public sealed class SchoolConnectorTests
         var outcomes = new List<EnrollmentOutcome>();
         while (!enrolling.IsCompleted)
         {
-            outcomes.AddRange(await school.ProcessEnrollmentsAsync(None));
+            // Answered only once seen: this device's request is the only one submitted meanwhile.
+            var pending = await world.Mailboxes.ReadEnrollmentsAsync(school.SchoolId, 0, 100, None);
+            held.AddRange(pending.Select(r => r.Request));
+            if (pending.Count > 0)
+            {
+                outcomes.AddRange(await school.ProcessEnrollmentsAsync(None));
+            }
+
             await Task.WhenAny(enrolling, Task.Delay(20));
         }
 

@@ -42,7 +42,7 @@ public sealed class EnrollmentTests : IDisposable
 
     private byte[] Request(DeviceEnrollment device, string password, string? licenseText = null)
     {
-        device.TryCreateRequest(PublicRoot, _enrollmentCert, password, _time.GetUtcNow(), licenseText ?? device.Uri.License.Value,
+        device.TryCreateRequest(PublicRoot, _enrollmentCert, password, null, _time.GetUtcNow(), licenseText ?? device.Uri.License.Value,
             out var request, out var error).Should().BeTrue(error.ToString());
         return request!;
     }
@@ -152,6 +152,89 @@ public sealed class EnrollmentTests : IDisposable
         sealError.Code.Should().Be(SealingErrorCode.UntrustedSignature);
         device.TryCreateRequest(PublicRoot, evilCert, "pw", _time.GetUtcNow(), out _, out sealError).Should().BeFalse();
         sealError.Code.Should().Be(SealingErrorCode.UntrustedSignature);
+    }
+
+    [Fact]
+    public void Device_label_travels_sealed_with_the_password_trimmed_and_nfc_normalised()
+    {
+        using var laptop = DeviceEnrollment.Start(Qr());
+        laptop.TryCreateRequest(PublicRoot, _enrollmentCert, "Geige-2026!", "  Bu\u0308ro-Laptop ", _time.GetUtcNow(), out var request, out var sealError)
+            .Should().BeTrue(sealError.ToString());
+        Encoding.UTF8.GetString(request!).Should().NotContain("Laptop", "the relay sees neither the label nor the password");
+        _authority.TryApprove(request, out var approval, out var error).Should().BeTrue(error.ToString());
+        approval!.DeviceLabel.Should().Be("B\u00fcro-Laptop");
+
+        using var phone = DeviceEnrollment.Start(Qr());
+        _authority.TryApprove(Request(phone, "Geige-2026!"), out approval, out error).Should().BeTrue(error.ToString());
+        approval!.DeviceLabel.Should().BeNull("no label was given");
+    }
+
+    [Theory]
+    [InlineData("line\nbreak", "control character")]
+    [InlineData("12345678901234567890123456789012345678901234567890123456789012345", "longer than 64")]
+    [InlineData("lone surrogate", "not valid Unicode")]
+    public void A_label_no_school_could_show_is_refused_on_the_device(string label, string problem)
+    {
+        // A lone surrogate does not survive xUnit's argument serialisation, so it is made here.
+        label = label == "lone surrogate" ? "Laptop " + (char)0xD800 : label;
+        using var device = DeviceEnrollment.Start(Qr());
+        DeviceEnrollment.LabelProblem(label).Should().Contain(problem);
+        device.TryCreateRequest(PublicRoot, _enrollmentCert, "Geige-2026!", label, _time.GetUtcNow(), out var request, out var sealError).Should().BeFalse();
+        request.Should().BeNull();
+        sealError.Code.Should().Be(SealingErrorCode.Malformed);
+        sealError.Message.Should().Contain("device label").And.Contain(problem);
+        DeviceEnrollment.LabelProblem(new string('x', DeviceEnrollment.MaxLabelLength)).Should().BeNull();
+        DeviceEnrollment.LabelProblem("   ").Should().BeNull("blank means no label");
+    }
+
+    [Theory]
+    [InlineData(new byte[] { 200, (byte)'a' }, "label length exceeds")]
+    [InlineData(new byte[] { 2, 0xC3, 0x28, (byte)'p', (byte)'w' }, "not valid UTF-8")]
+    [InlineData(new byte[] { 2, (byte)'a', 0x07, (byte)'p', (byte)'w' }, "control character")]
+    [InlineData(new byte[] { 2, (byte)' ', (byte)'a', (byte)'p', (byte)'w' }, "not trimmed and NFC")]
+    [InlineData(new byte[] { 3, (byte)'u', 0xCC, 0x88, (byte)'p', (byte)'w' }, "not trimmed and NFC")]
+    [InlineData(new byte[] { }, "label length exceeds")]
+    public void A_sealed_secret_no_device_would_send_is_refused_by_the_school_and_nothing_is_enrolled(byte[] prefix, string problem)
+    {
+        using var device = DeviceEnrollment.Start(Qr());
+        var secret = prefix.Length == 0 ? prefix : [.. prefix, .. "Geige-2026!"u8.ToArray()];
+        _authority.TryApprove(RawRequest(device, 2, DeviceEnrollment.SecretInfo, secret), out var approval, out var error).Should().BeFalse();
+        approval.Should().BeNull();
+        error.Code.Should().Be(EnrollmentErrorCode.MalformedRequest);
+        error.Message.Should().Contain(problem);
+        _rosters.Get("acct-anna").Should().BeNull("nothing was enrolled");
+    }
+
+    [Fact]
+    public void A_format_1_request_of_an_older_device_is_still_approved_without_a_label_and_formats_cannot_be_mixed()
+    {
+        using var device = DeviceEnrollment.Start(Qr());
+        var password = "Geige-2026!"u8.ToArray();
+        _authority.TryApprove(RawRequest(device, 1, DeviceEnrollment.PasswordInfo, password), out var approval, out var error).Should().BeTrue(error.ToString());
+        approval!.DeviceLabel.Should().BeNull();
+
+        // A format-2 body announced as format 1 (or the reverse), and formats never issued, are refused.
+        using var other = DeviceEnrollment.Start(Qr());
+        _authority.TryApprove(RawRequest(other, 2, DeviceEnrollment.SecretInfo, [0, .. password], envelopeFormat: 1), out _, out error).Should().BeFalse();
+        error.Code.Should().Be(EnrollmentErrorCode.MalformedRequest);
+        _authority.TryApprove(RawRequest(other, 1, DeviceEnrollment.PasswordInfo, password, envelopeFormat: 2), out _, out error).Should().BeFalse();
+        error.Code.Should().Be(EnrollmentErrorCode.MalformedRequest);
+        _authority.TryApprove(RawRequest(other, 2, DeviceEnrollment.SecretInfo, [0, .. password], envelopeFormat: 3), out _, out error).Should().BeFalse();
+        error.Message.Should().Contain("format 1 or 2");
+        _rosters.Get("acct-anna")!.Entries.Should().ContainSingle(e => e.DeviceId == device.DeviceId);
+    }
+
+    // A request built from parts, with any sealed secret: what a device of another format (or a forger holding a device key) would send.
+    private byte[] RawRequest(DeviceEnrollment device, int bodyFormat, ReadOnlySpan<byte> info, byte[] secret, int? envelopeFormat = null)
+    {
+        var fields = new RequestFields(device.Uri.SchoolId, device.Uri.License.Value, device.DeviceId,
+            Convert.ToBase64String(device.SigningKey.ExportSubjectPublicKeyInfo()), Convert.ToBase64String(device.EncryptionKey.PublicKey.Span),
+            _time.GetUtcNow().UtcDateTime.ToString("O", System.Globalization.CultureInfo.InvariantCulture), "bm9uY2Vub25jZW5vbmNlMQ==");
+        var sealedSecret = Hpke.SealBase(HpkeSuite.P256Sha256Aes256Gcm, _enrollmentKey.PublicKey, info, fields.Binding(), secret, out var enc);
+        var body = fields.ToBody(bodyFormat, enc, sealedSecret);
+        var signature = device.SigningKey.SignData(body, System.Security.Cryptography.HashAlgorithmName.SHA256);
+        return Encoding.UTF8.GetBytes(
+            $$"""{"kind":"imikelgo.enroll","format":{{envelopeFormat ?? bodyFormat}},"body":"{{Convert.ToBase64String(body)}}","signature":"{{Convert.ToBase64String(signature)}}"}""");
     }
 
     [Fact]

@@ -299,7 +299,8 @@ public sealed partial class SchoolConnector
             using var doc = JsonDocument.Parse(stored);
             var o = doc.RootElement;
             approval = new EnrollmentApproval(o.GetProperty("account").GetString()!, o.GetProperty("device").GetString()!,
-                o.GetProperty("certificate").GetBytesFromBase64(), o.GetProperty("roster").GetBytesFromBase64());
+                o.GetProperty("certificate").GetBytesFromBase64(), o.GetProperty("roster").GetBytesFromBase64(),
+                o.TryGetProperty("label", out var label) ? label.GetString() : null);
         }
         else if (!Authority().TryApprove(item.Request, out var approved, out var error))
         {
@@ -315,13 +316,19 @@ public sealed partial class SchoolConnector
                 ["roster"] = Convert.ToBase64String(roster.ToBytes()),
                 ["signed"] = Convert.ToBase64String(_rosters.GetSigned(approval.AccountId)!),
             }), cancellationToken).ConfigureAwait(false);
-            await _store.SetValueAsync(ApprovalPrefix + item.Id, JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, string>
+            var record = new Dictionary<string, string>
             {
                 ["account"] = approval.AccountId,
                 ["device"] = approval.DeviceId,
                 ["certificate"] = Convert.ToBase64String(approval.DeviceCertificate),
                 ["roster"] = Convert.ToBase64String(approval.SignedRoster),
-            }), cancellationToken).ConfigureAwait(false);
+            };
+            if (approval.DeviceLabel is { } deviceLabel)
+            {
+                record["label"] = deviceLabel;
+            }
+
+            await _store.SetValueAsync(ApprovalPrefix + item.Id, JsonSerializer.SerializeToUtf8Bytes(record), cancellationToken).ConfigureAwait(false);
         }
 
         using var cert = X509CertificateLoader.LoadCertificate(approval.DeviceCertificate);
@@ -337,7 +344,7 @@ public sealed partial class SchoolConnector
 
         var account = new AccountId(approval.AccountId);
         var peers = PeersOf(account, device).ToDictionary(p => p.Key.Value, p => p.Value, StringComparer.Ordinal);
-        await EnrollInLogAsync(account, device, "device " + approval.DeviceId, [.. spki], encryptionKey, cancellationToken).ConfigureAwait(false);
+        await EnrollInLogAsync(account, device, approval.DeviceLabel ?? "device " + approval.DeviceId, [.. spki], encryptionKey, cancellationToken).ConfigureAwait(false);
 
         // Registered in its own account by that account's school caller; the enrollment caller (in another relay account)
         // then only confirms the registration with its answer.

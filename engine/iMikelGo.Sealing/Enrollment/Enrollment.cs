@@ -47,7 +47,11 @@ public readonly record struct EnrollmentError(EnrollmentErrorCode Code, string M
 /// <param name="DeviceId">The enrolled device.</param>
 /// <param name="DeviceCertificate">The device certificate (DER).</param>
 /// <param name="SignedRoster">The new roster version, signed (CMS).</param>
-public sealed record EnrollmentApproval(string AccountId, string DeviceId, byte[] DeviceCertificate, byte[] SignedRoster);
+/// <param name="DeviceLabel">
+/// The label the device sealed into its request ("Laptop"), for the school's own records; null when it gave none (or sent
+/// a format-1 request). It is not part of the answer sent back through the relay.
+/// </param>
+public sealed record EnrollmentApproval(string AccountId, string DeviceId, byte[] DeviceCertificate, byte[] SignedRoster, string? DeviceLabel = null);
 
 /// <summary>
 /// Device side of enrollment: generates the device id, signing key (ECDSA P-256) and encryption key, builds the request
@@ -55,7 +59,13 @@ public sealed record EnrollmentApproval(string AccountId, string DeviceId, byte[
 /// </summary>
 public sealed class DeviceEnrollment : IDisposable
 {
+    /// <summary>The longest device label, in UTF-16 code units.</summary>
+    public const int MaxLabelLength = 64;
+
+    // Format 1 sealed the password alone; format 2 seals the label with it, so the relay sees neither.
     internal static ReadOnlySpan<byte> PasswordInfo => "iMikelGo enrollment v1 password"u8;
+
+    internal static ReadOnlySpan<byte> SecretInfo => "iMikelGo enrollment v2 label and password"u8;
 
     private readonly bool _ownsKeys = true;
 
@@ -87,6 +97,11 @@ public sealed class DeviceEnrollment : IDisposable
 
     /// <summary>The device's first encryption key (store in the vault; later rotated by <see cref="RecipientKeyRing"/>).</summary>
     public EncryptionKeyPair EncryptionKey { get; }
+
+    /// <summary>Why <paramref name="label"/> cannot be sent as a device label (after trimming and NFC normalisation), or null when it can.</summary>
+    /// <param name="label">The label; null or blank means none and is fine.</param>
+    /// <returns>A message safe to show, or null.</returns>
+    public static string? LabelProblem(string? label) => DeviceLabels.Normalize(label, out _);
 
     /// <summary>Starts enrollment from a scanned payload with fresh keys.</summary>
     /// <param name="uri">The payload.</param>
@@ -134,14 +149,36 @@ public sealed class DeviceEnrollment : IDisposable
     /// <returns>True when built.</returns>
     public bool TryCreateRequest(X509Certificate2 schoolRoot, X509Certificate2 enrollmentCertificate, string password, DateTimeOffset now,
         [NotNullWhen(true)] out byte[]? request, out SealingError error)
-        => TryCreateRequest(schoolRoot, enrollmentCertificate, password, now, Uri.License.Value, out request, out error);
+        => TryCreateRequest(schoolRoot, enrollmentCertificate, password, null, now, Uri.License.Value, out request, out error);
 
-    internal bool TryCreateRequest(X509Certificate2 schoolRoot, X509Certificate2 enrollmentCertificate, string password, DateTimeOffset now,
+    /// <summary>
+    /// Builds the enrollment request with a device label ("Laptop") for the school's device list. The label is sealed with
+    /// the password, so the relay sees neither; it is trimmed and NFC-normalised, and refused when longer than
+    /// <see cref="MaxLabelLength"/> or when it contains control characters. Null or blank: no label.
+    /// </summary>
+    /// <param name="schoolRoot">The school root certificate.</param>
+    /// <param name="enrollmentCertificate">The school's enrollment certificate.</param>
+    /// <param name="password">The school-internal password.</param>
+    /// <param name="label">The device label, or null.</param>
+    /// <param name="now">The current time.</param>
+    /// <param name="request">The request bytes to send.</param>
+    /// <param name="error">Why it could not be built.</param>
+    /// <returns>True when built.</returns>
+    public bool TryCreateRequest(X509Certificate2 schoolRoot, X509Certificate2 enrollmentCertificate, string password, string? label, DateTimeOffset now,
+        [NotNullWhen(true)] out byte[]? request, out SealingError error)
+        => TryCreateRequest(schoolRoot, enrollmentCertificate, password, label, now, Uri.License.Value, out request, out error);
+
+    internal bool TryCreateRequest(X509Certificate2 schoolRoot, X509Certificate2 enrollmentCertificate, string password, string? label, DateTimeOffset now,
         string licenseText, [NotNullWhen(true)] out byte[]? request, out SealingError error)
     {
         ArgumentNullException.ThrowIfNull(schoolRoot);
         ArgumentNullException.ThrowIfNull(password);
         request = null;
+        if (DeviceLabels.Normalize(label, out var normalizedLabel) is { } labelProblem)
+        {
+            error = SealingError.Malformed(labelProblem);
+            return false;
+        }
         if (!string.Equals(Fingerprints.Of(schoolRoot), Uri.RootFingerprint, StringComparison.Ordinal))
         {
             error = new SealingError(SealingErrorCode.UntrustedSignature, "The school root does not match the fingerprint in the enrollment code.");
@@ -156,18 +193,18 @@ public sealed class DeviceEnrollment : IDisposable
         var fields = new RequestFields(Uri.SchoolId, licenseText, DeviceId,
             Convert.ToBase64String(SigningKey.ExportSubjectPublicKeyInfo()), Convert.ToBase64String(EncryptionKey.PublicKey.Span),
             now.UtcDateTime.ToString("O", CultureInfo.InvariantCulture), Convert.ToBase64String(RandomNumberGenerator.GetBytes(16)));
-        var passwordBytes = Encoding.UTF8.GetBytes(password);
+        var secret = DeviceLabels.Secret(normalizedLabel, password);
         try
         {
-            var sealedPassword = Hpke.SealBase(HpkeSuite.P256Sha256Aes256Gcm, schoolKey, PasswordInfo, fields.Binding(), passwordBytes, out var enc);
-            var body = fields.ToBody(enc, sealedPassword);
+            var sealedSecret = Hpke.SealBase(HpkeSuite.P256Sha256Aes256Gcm, schoolKey, SecretInfo, fields.Binding(), secret, out var enc);
+            var body = fields.ToBody(RequestFields.CurrentFormat, enc, sealedSecret);
             var signature = SigningKey.SignData(body, HashAlgorithmName.SHA256);
             using var ms = new MemoryStream();
             using (var w = new Utf8JsonWriter(ms))
             {
                 w.WriteStartObject();
                 w.WriteString("kind", "imikelgo.enroll");
-                w.WriteNumber("format", 1);
+                w.WriteNumber("format", RequestFields.CurrentFormat);
                 w.WriteBase64String("body", body);
                 w.WriteBase64String("signature", signature);
                 w.WriteEndObject();
@@ -178,7 +215,7 @@ public sealed class DeviceEnrollment : IDisposable
         }
         finally
         {
-            CryptographicOperations.ZeroMemory(passwordBytes);
+            CryptographicOperations.ZeroMemory(secret);
         }
     }
 
@@ -251,7 +288,10 @@ internal sealed record RequestFields(string School, string License, string Devic
     public byte[] Binding()
         => SHA256.HashData(Encoding.UTF8.GetBytes($"{School}\n{License}\n{Device}\n{SigningKey}\n{EncryptionKey}\n{CreatedAt}\n{Nonce}"));
 
-    public byte[] ToBody(byte[] enc, byte[] sealedPassword)
+    // Format 1: member "password" (the sealed password). Format 2: member "secret" (the sealed label and password).
+    public const int CurrentFormat = 2;
+
+    public byte[] ToBody(int format, byte[] enc, byte[] sealedSecret)
     {
         using var ms = new MemoryStream();
         using (var w = new Utf8JsonWriter(ms))
@@ -265,7 +305,7 @@ internal sealed record RequestFields(string School, string License, string Devic
             w.WriteString("createdAt", CreatedAt);
             w.WriteString("nonce", Nonce);
             w.WriteBase64String("enc", enc);
-            w.WriteBase64String("password", sealedPassword);
+            w.WriteBase64String(format == 1 ? "password" : "secret", sealedSecret);
             w.WriteEndObject();
         }
 
@@ -316,7 +356,7 @@ public sealed class EnrollmentAuthority
     public bool TryApprove(ReadOnlySpan<byte> request, [NotNullWhen(true)] out EnrollmentApproval? approval, out EnrollmentError error)
     {
         approval = null;
-        if (!TryReadRequest(request, out var fields, out var enc, out var sealedPassword, out var signingKey, out error))
+        if (!TryReadRequest(request, out var fields, out var format, out var enc, out var sealedSecret, out var signingKey, out error))
         {
             return false;
         }
@@ -345,14 +385,21 @@ public sealed class EnrollmentAuthority
             return Fail(EnrollmentErrorCode.RequestExpired, "The enrollment request is too old or its clock is wrong; please start again.", out error);
         }
 
-        if (!Hpke.TryOpenBase(HpkeSuite.P256Sha256Aes256Gcm, _enrollmentKey, enc, DeviceEnrollment.PasswordInfo, fields.Binding(), sealedPassword,
-                out var password, out _))
+        if (!Hpke.TryOpenBase(HpkeSuite.P256Sha256Aes256Gcm, _enrollmentKey, enc, format == 1 ? DeviceEnrollment.PasswordInfo : DeviceEnrollment.SecretInfo,
+                fields.Binding(), sealedSecret, out var secret, out _))
         {
             return Fail(EnrollmentErrorCode.MalformedRequest, "The sealed password could not be opened (altered, or sealed to another school key).", out error);
         }
 
         try
         {
+            string? label = null;
+            var password = secret.AsSpan();
+            if (format != 1 && !DeviceLabels.TrySplit(secret, out label, out password, out var labelProblem))
+            {
+                return Fail(EnrollmentErrorCode.MalformedRequest, labelProblem, out error);
+            }
+
             var record = _personnel.Find(license);
             if (record is null)
             {
@@ -372,11 +419,11 @@ public sealed class EnrollmentAuthority
                     left > 0 ? $"The school password is wrong ({left} attempts left)." : "The school password is wrong; further attempts are blocked for a while.", out error);
             }
 
-            return Enroll(record, fields, signingKey!, now, out approval, out error);
+            return Enroll(record, fields, label, signingKey!, now, out approval, out error);
         }
         finally
         {
-            CryptographicOperations.ZeroMemory(password);
+            CryptographicOperations.ZeroMemory(secret);
         }
     }
 
@@ -396,7 +443,7 @@ public sealed class EnrollmentAuthority
         }
     }
 
-    private bool Enroll(PersonnelRecord record, RequestFields fields, ECDsa signingKey, DateTimeOffset now,
+    private bool Enroll(PersonnelRecord record, RequestFields fields, string? label, ECDsa signingKey, DateTimeOffset now,
         [NotNullWhen(true)] out EnrollmentApproval? approval, out EnrollmentError error)
     {
         approval = null;
@@ -419,18 +466,19 @@ public sealed class EnrollmentAuthority
             var next = current.WithEnrolled(entry, now);
             var signed = _root.SignDecision(next.ToBytes());
             _rosters.Save(next, signed);
-            approval = new EnrollmentApproval(record.AccountId, fields.Device, cert.RawData, signed);
+            approval = new EnrollmentApproval(record.AccountId, fields.Device, cert.RawData, signed, label);
         }
 
         error = default;
         return true;
     }
 
-    private static bool TryReadRequest(ReadOnlySpan<byte> request, out RequestFields? fields, out byte[] enc, out byte[] sealedPassword,
+    private static bool TryReadRequest(ReadOnlySpan<byte> request, out RequestFields? fields, out int format, out byte[] enc, out byte[] sealedSecret,
         out ECDsa? signingKey, out EnrollmentError error)
     {
         fields = null;
-        enc = sealedPassword = [];
+        format = 0;
+        enc = sealedSecret = [];
         signingKey = null;
         if (request.Length > MaxRequestBytes)
         {
@@ -441,9 +489,10 @@ public sealed class EnrollmentAuthority
         {
             using var outer = JsonDocument.Parse(request.ToArray());
             var o = outer.RootElement;
-            if (o.GetProperty("kind").GetString() != "imikelgo.enroll" || o.GetProperty("format").GetInt32() != 1)
+            format = o.GetProperty("kind").GetString() == "imikelgo.enroll" && o.GetProperty("format").TryGetInt32(out var f) ? f : 0;
+            if (format is not (1 or RequestFields.CurrentFormat))
             {
-                return Fail(EnrollmentErrorCode.MalformedRequest, "Not an iMikelGo enrollment request (format 1).", out error);
+                return Fail(EnrollmentErrorCode.MalformedRequest, "Not an iMikelGo enrollment request (format 1 or 2).", out error);
             }
 
             var body = o.GetProperty("body").GetBytesFromBase64();
@@ -453,8 +502,8 @@ public sealed class EnrollmentAuthority
             string S(string name) => b.GetProperty(name).GetString() ?? throw new FormatException($"'{name}' is null");
             fields = new RequestFields(S("school"), S("license"), S("device"), S("signingKey"), S("encryptionKey"), S("createdAt"), S("nonce"));
             enc = b.GetProperty("enc").GetBytesFromBase64();
-            sealedPassword = b.GetProperty("password").GetBytesFromBase64();
-            if (!fields.ToBody(enc, sealedPassword).AsSpan().SequenceEqual(body))
+            sealedSecret = b.GetProperty(format == 1 ? "password" : "secret").GetBytesFromBase64();
+            if (!fields.ToBody(format, enc, sealedSecret).AsSpan().SequenceEqual(body))
             {
                 return Fail(EnrollmentErrorCode.MalformedRequest, "The enrollment request body is not in canonical form.", out error);
             }
