@@ -171,8 +171,11 @@ public interface ITeacherDevice
     /// <summary>Locks the device again.</summary>
     Task LockAsync(CancellationToken cancellationToken);
 
-    /// <summary>Enrolls this device from the school's enrollment URI (QR code), license key and school-internal password, and sets the PIN.</summary>
-    Task<ChangeResult> EnrollAsync(string enrollmentUri, string licenseKey, string schoolPassword, string newPin, CancellationToken cancellationToken);
+    /// <summary>
+    /// Enrolls this device from the school's enrollment URI (QR code), license key and school-internal password, and sets
+    /// the PIN; <paramref name="deviceLabel"/> (blank: the host's default) is how the school lists this device.
+    /// </summary>
+    Task<ChangeResult> EnrollAsync(string enrollmentUri, string licenseKey, string schoolPassword, string newPin, string? deviceLabel, CancellationToken cancellationToken);
 
     /// <summary>The lessons of the week starting on <paramref name="monday"/>.</summary>
     IReadOnlyList<LessonItem> Week(DateOnly monday);

@@ -15,7 +15,8 @@ public sealed class TeacherAppOptions
 }
 
 /// <summary>
-/// Builds the teacher app host: <c>--data DIR</c> (device folder), <c>--urls</c> (loopback only), and the update
+/// Builds the teacher app host: <c>--data DIR</c> (device folder), <c>--urls</c> (loopback only), <c>--device-label</c>
+/// (how the school lists this device; default the machine name), and the update
 /// settings <c>--update-feed</c>, <c>--update-vendor-cert</c>, <c>--update-root</c>, <c>--update-channel</c>,
 /// <c>--app-version</c> (also from any other configuration source; docs/teacher-app.md).
 /// </summary>
@@ -48,7 +49,7 @@ public static class TeacherAppHost
             ContentRootPath = AppContext.BaseDirectory,
         });
         var updateSettings = AppUpdateSettings.From(builder.Configuration, data);
-        var deviceOptions = new TeacherDeviceOptions { DataDirectory = data, Time = options.Time };
+        var deviceOptions = new TeacherDeviceOptions { DataDirectory = data, Time = options.Time, DeviceLabel = builder.Configuration["device-label"] };
         options.ConfigureDevice?.Invoke(deviceOptions);
         var device = await TeacherDeviceAdapter.OpenAsync(deviceOptions, cancellationToken).ConfigureAwait(false);
         WebApplication app;

@@ -113,11 +113,11 @@ internal sealed class TeacherDeviceAdapter(TeacherDevice device) : ITeacherDevic
     }
 
     /// <inheritdoc />
-    public async Task<ChangeResult> EnrollAsync(string enrollmentUri, string licenseKey, string schoolPassword, string newPin, CancellationToken cancellationToken)
+    public async Task<ChangeResult> EnrollAsync(string enrollmentUri, string licenseKey, string schoolPassword, string newPin, string? deviceLabel, CancellationToken cancellationToken)
     {
         try
         {
-            await device.EnrollAsync(new EnrollmentInput(enrollmentUri, licenseKey, schoolPassword, newPin), cancellationToken).ConfigureAwait(false);
+            await device.EnrollAsync(new EnrollmentInput(enrollmentUri, licenseKey, schoolPassword, newPin) { DeviceLabel = deviceLabel }, cancellationToken).ConfigureAwait(false);
             await device.AcknowledgeWipeAsync(cancellationToken).ConfigureAwait(false);
             _remaining = MaxAttempts;
             return ChangeResult.Success;

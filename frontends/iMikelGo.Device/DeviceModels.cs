@@ -67,7 +67,11 @@ public sealed class TeacherDeviceOptions
 /// <param name="LicenseKey">The license key (Kennung); must match the one in the QR payload when it has one.</param>
 /// <param name="SchoolPassword">The school-internal password (never stored, never sent in plaintext).</param>
 /// <param name="Pin">The new device PIN.</param>
-public sealed record EnrollmentInput(string EnrollmentUri, string LicenseKey, string SchoolPassword, string Pin);
+public sealed record EnrollmentInput(string EnrollmentUri, string LicenseKey, string SchoolPassword, string Pin)
+{
+    /// <summary>How the school lists this device ("Annas Laptop"); null or blank: <see cref="TeacherDeviceOptions.DeviceLabel"/>.</summary>
+    public string? DeviceLabel { get; init; }
+}
 
 /// <summary>What the device sends its school through an <see cref="IEnrollmentChannel"/>.</summary>
 /// <param name="Uri">The parsed QR payload.</param>

@@ -167,10 +167,11 @@ public sealed partial class TeacherDevice
 
             using var signing = ReplicaKey.Create();
             using var encryption = EncryptionKeyPair.Generate();
-            var label = _options.DeviceLabel ?? Environment.MachineName[..Math.Min(Environment.MachineName.Length, DeviceEnrollment.MaxLabelLength)];
+            var label = (string.IsNullOrWhiteSpace(input.DeviceLabel) ? null : input.DeviceLabel) ?? _options.DeviceLabel
+                ?? Environment.MachineName[..Math.Min(Environment.MachineName.Length, DeviceEnrollment.MaxLabelLength)];
             if (DeviceEnrollment.LabelProblem(label) is { } labelProblem)
             {
-                throw new ArgumentException($"TeacherDeviceOptions.DeviceLabel '{label}': {labelProblem}");
+                throw new ArgumentException(labelProblem + " Nothing was sent.");
             }
 
             var grant = await channel.EnrollAsync(

@@ -43,9 +43,11 @@ public sealed class TeacherAppBrowserTests
         await Expect(laptop.Locator("#demo-banner")).ToBeVisibleAsync();
         await Expect(laptop.Locator("#update-status")).ToContainTextAsync("Kein Update-Feed eingerichtet");
         await Expect(laptop.Locator("#update-prompt")).ToHaveCountAsync(0);
-        await EnrollAsync(laptop, school);
+        // The laptop is named on the screen; the tablet keeps the host's default label ("Tablet").
+        await EnrollAsync(laptop, school, "Annas Laptop");
         await EnrollAsync(tablet, school);
         await SchoolSyncAsync(school);
+        school.Connector.Devices().Select(d => d.Label).Should().BeEquivalentTo(["Annas Laptop", "Tablet"], "the names travelled sealed through the relay hand-off");
 
         // PIN screen: lock and unlock.
         await laptop.ClickAsync("#lock");
@@ -100,10 +102,11 @@ public sealed class TeacherAppBrowserTests
         await Expect(tablet.Locator("#conflicts")).ToContainTextAsync(IMikelGo.Engine.Merge.MergeRules.CancelBeatsHeld);
         await tablet.Locator("#conflicts-title").ScrollIntoViewIfNeededAsync();
         await ShotAsync(tablet, "conflicts");
-        // The account's devices: the tablet lists the laptop (the relay hand-off carries no label: the school's log names devices by id).
+        // The account's devices: the tablet lists the laptop by the name given at enrollment.
         var laptopId = await laptop.Locator("#devices li", new() { HasText = "dieses Gerät" }).Locator("code").InnerTextAsync();
         await Expect(tablet.Locator("#devices li")).ToHaveCountAsync(2);
         await Expect(tablet.Locator("#devices li", new() { HasText = laptopId })).Not.ToContainTextAsync("dieses Gerät");
+        await Expect(tablet.Locator("#devices li", new() { HasText = laptopId })).ToContainTextAsync("Annas Laptop");
 
         // English UI.
         await tablet.ClickAsync("#lang-en");
@@ -301,9 +304,14 @@ public sealed class TeacherAppBrowserTests
     private static async Task SchoolSyncAsync(World school) => (await school.SchoolSyncAsync()).Failures.Should().BeEmpty();
 
     /// <summary>Pastes the QR URI, license key and school password; the school connector answers the relay hand-off meanwhile.</summary>
-    private static async Task EnrollAsync(IPage page, World school)
+    private static async Task EnrollAsync(IPage page, World school, string? deviceName = null)
     {
         await page.FillAsync("#enroll-uri", school.EnrollmentUri);
+        if (deviceName is not null)
+        {
+            await page.FillAsync("#enroll-label", deviceName);
+        }
+
         await page.FillAsync("#enroll-license", school.License.Value);
         await page.FillAsync("#enroll-password", school.Password);
         await page.FillAsync("#enroll-pin", Pin);
