@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Parsing;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
@@ -23,7 +24,17 @@ internal static class Cli
                 await error.WriteLineAsync($"error: {e.Message}").ConfigureAwait(false);
             }
 
-            await error.WriteLineAsync("Run 'imikelgo --help' (or 'imikelgo log <command> --help') for usage.").ConfigureAwait(false);
+            // The help of the command that was being parsed ("imikelgo school init --help"), not always the root's.
+            var path = new List<string>();
+            for (var result = parsed.CommandResult; result is not null; result = result.Parent as CommandResult)
+            {
+                if (result.Command is not RootCommand)
+                {
+                    path.Insert(0, result.Command.Name);
+                }
+            }
+
+            await error.WriteLineAsync($"Run 'imikelgo {string.Join(' ', [.. path, "--help"])}' for usage.").ConfigureAwait(false);
             return LogCheck.ExitUsage;
         }
 
@@ -37,7 +48,8 @@ internal static class Cli
     private static RootCommand Build(TextReader input, TextWriter output, TextWriter error)
     {
         var root = new RootCommand(
-            "imikelgo: create, verify and replay iMikelGo event logs (JSON Lines, one signed event per line).\n" +
+            "imikelgo: the iMikelGo sync engine from a terminal — event logs (log), the relay (relay), the school connector (school), " +
+            "the teacher device (device) and signed updates (release, update).\n" +
             "Exit codes: 0 ok, 2 usage error or unreadable file, 3 invalid log (malformed, tampered, forged, forked), " +
             "4 incomplete log (a chain has a gap or an unauthenticated tail). See docs/cli.md.");
         var log = new Command("log", "Work with event logs: generate a demo log, verify one, replay it into the teacher calendar.");

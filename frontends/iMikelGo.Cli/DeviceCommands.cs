@@ -265,7 +265,8 @@ internal static class DeviceCommands
 
             foreach (var l in lessons)
             {
-                var students = string.Join(", ", l.Students.Select(s => s.Name + (s.Absent is null ? "" : s.Absent.Value ? " (absent, excused)" : " (absent)")));
+                // Each student with the id that --student takes.
+                var students = string.Join(", ", l.Students.Select(s => $"{s.Name} <{s.Id.Value}>" + (s.Absent is null ? "" : s.Absent.Value ? " (absent, excused)" : " (absent)")));
                 await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"{l.Date:ddd yyyy-MM-dd} {l.Start:HH\\:mm} {l.Subject} {l.Room.Value} {l.Status} [{l.Occurrence}] {students}")).ConfigureAwait(false);
             }
 

@@ -292,6 +292,12 @@ internal sealed class LogCheck
             return;
         }
 
+        if (Incomplete is [{ Kind: "Empty" } empty])
+        {
+            error.WriteLine($"INCOMPLETE: {empty}");
+            return;
+        }
+
         if (Incomplete.Count > 0)
         {
             var kinds = string.Join(", ", Incomplete.GroupBy(p => p.Kind).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key} {g.Count()}"));

@@ -66,7 +66,17 @@ internal static class RelayCommands
 
             await using (app.ConfigureAwait(false))
             {
-                await app.StartAsync(cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    await app.StartAsync(cancellationToken).ConfigureAwait(false);
+                }
+                catch (IOException e)
+                {
+                    // Kestrel's "Failed to bind to address …: address already in use" (another relay or program on the port).
+                    await error.WriteLineAsync($"error: {e.Message}; is another relay already running there? Choose another port with --urls").ConfigureAwait(false);
+                    return LogCheck.ExitUsage;
+                }
+
                 var pin = app.Services.GetRequiredService<RelayCertificate>().Fingerprint;
                 await output.WriteLineAsync($"relay listening on {string.Join(", ", app.Urls)}").ConfigureAwait(false);
                 await output.WriteLineAsync($"certificate sha256 fingerprint: {pin}").ConfigureAwait(false);

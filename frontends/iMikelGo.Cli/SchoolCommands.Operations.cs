@@ -42,15 +42,40 @@ internal static partial class SchoolCommands
 
     private static Command Publish(TextWriter output, TextWriter error)
     {
-        var command = new Command("publish", "Publish the pending import into the teachers' accounts: the first timetable, or the difference to the published one as school-authored reschedules. Sending is 'sync'.");
+        var effective = new Option<string?>("--effective-from")
+        {
+            Description = "The first day (YYYY-MM-DD) a changed lesson slot applies to; default today. Earlier lessons, and lessons a teacher already cancelled, moved or marked held, stay as they are.",
+        };
+        var command = new Command("publish", "Publish the pending import into the teachers' accounts: the first timetable, or the difference to the published one as school-authored reschedules from the effective date on. Sending is 'sync'.") { effective };
         var common = AddCommon(command);
         command.SetAction((parse, ct) => WithSchoolAsync(parse, common, error, null, ct, async (school, _, _) =>
         {
             var json = parse.GetValue(common.AsJson);
-            var result = await WithProgressAsync(error, json, "publishing", progress => school.PublishAsync(progress, ct)).ConfigureAwait(false);
+            DateOnly? from = null;
+            if (parse.GetValue(effective) is { } text)
+            {
+                if (!DateOnly.TryParseExact(text, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var day))
+                {
+                    await error.WriteLineAsync($"error: --effective-from '{text}' is not a date (YYYY-MM-DD); nothing was published").ConfigureAwait(false);
+                    return LogCheck.ExitUsage;
+                }
+
+                from = day;
+            }
+
+            var result = await WithProgressAsync(error, json, "publishing", progress => school.PublishAsync(progress, from, ct)).ConfigureAwait(false);
             var byType = string.Join(", ", result.ByType.OrderBy(t => t.Key, StringComparer.Ordinal).Select(t => $"{t.Value} {t.Key}"));
-            await WriteAsync(output, json, new { accounts = result.Accounts, events = result.Events, rescheduled = result.Rescheduled, byType = result.ByType },
-                $"published {result.Events} events in {result.Accounts} accounts, {result.Rescheduled} reschedules ({byType}); run 'imikelgo school sync' to send them").ConfigureAwait(false);
+            await WriteAsync(output, json, new
+            {
+                accounts = result.Accounts, events = result.Events, rescheduled = result.Rescheduled, byType = result.ByType,
+                effectiveFrom = result.EffectiveFrom.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
+                keptBeforeEffective = result.KeptBeforeEffective, keptDecidedByTeachers = result.KeptDecided,
+            },
+                $"published {result.Events} events in {result.Accounts} accounts, {result.Rescheduled} reschedules ({byType})" +
+                (result.Rescheduled + result.KeptBeforeEffective + result.KeptDecided > 0
+                    ? string.Create(CultureInfo.InvariantCulture, $" effective from {result.EffectiveFrom:yyyy-MM-dd}; kept as they are: {result.KeptBeforeEffective} earlier lesson(s), {result.KeptDecided} a teacher cancelled, moved or marked held")
+                    : string.Empty) +
+                "; run 'imikelgo school sync' to send them").ConfigureAwait(false);
             return 0;
         }));
         return command;
@@ -107,6 +132,13 @@ internal static partial class SchoolCommands
             // The connector refuses an account outside the published timetable (exit 22 with its message).
             var license = await school.IssueLicenseAsync(new AccountId(parse.GetValue(account)!), ct).ConfigureAwait(false);
             var exit = 0;
+            if (license.Uri.RelayPin is null)
+            {
+                await error.WriteLineAsync(
+                    "warning: this enrollment code carries no relay certificate fingerprint, so the teacher app and 'imikelgo device enroll' refuse it; " +
+                    "set it with 'imikelgo school settings --relay-pin SHA256' (printed by 'imikelgo relay serve') and issue the license again").ConfigureAwait(false);
+            }
+
             foreach (var (file, write) in new (FileInfo?, Action<string>)[]
             {
                 (parse.GetValue(png), f => File.WriteAllBytes(f, license.QrPng())),

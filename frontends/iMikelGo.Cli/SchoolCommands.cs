@@ -118,7 +118,7 @@ internal static partial class SchoolCommands
                 await using var school = await SchoolConnector.InitAsync(store, parse.GetValue(id)!, ConnectorSettings(settings, null), ct).ConfigureAwait(false);
                 await SaveSettingsAsync(store, settings, ct).ConfigureAwait(false);
                 await WriteAsync(output, parse.GetValue(common.AsJson), new { school = school.SchoolId, rootFingerprint = school.RootFingerprint, relay = settings.Relay, relayPin = settings.RelayPin, enrollmentAccount = settings.EnrollmentAccount ?? school.SchoolId, store = Where(parse, common) },
-                    $"school {school.SchoolId} created in {Where(parse, common)}; root certificate sha256 {school.RootFingerprint}; relay {settings.Relay}{(settings.RelayPin is null ? " (not pinned)" : " pinned " + settings.RelayPin)}\n" +
+                    $"school {school.SchoolId} created in {Where(parse, common)}; root certificate sha256 {school.RootFingerprint}; relay {settings.Relay}{(settings.RelayPin is null ? " (not pinned: licenses issued before 'school settings --relay-pin' cannot enroll a device)" : " pinned " + settings.RelayPin)}\n" +
                     "next: 'imikelgo school import FILE', then 'imikelgo school publish'").ConfigureAwait(false);
                 return 0;
             }, exclusive: true).ConfigureAwait(false);

@@ -138,22 +138,22 @@ public sealed partial class TeacherDevice
         ArgumentNullException.ThrowIfNull(input);
         if (!EnrollmentUri.TryParse(input.EnrollmentUri?.Trim(), out var uri, out var uriError))
         {
-            throw new ArgumentException($"the enrollment URI is not valid: {uriError}", nameof(input));
+            throw new ArgumentException($"the enrollment URI is not valid: {uriError}");
         }
 
         if (!LicenseKey.TryParse(input.LicenseKey, out var license, out var licenseError))
         {
-            throw new ArgumentException($"the license key is not valid: {licenseError}", nameof(input));
+            throw new ArgumentException($"the license key is not valid: {licenseError}");
         }
 
         if (license != uri.License)
         {
-            throw new ArgumentException("the license key does not match the one in the enrollment code", nameof(input));
+            throw new ArgumentException("the license key does not match the one in the enrollment code");
         }
 
         if (string.IsNullOrEmpty(input.SchoolPassword))
         {
-            throw new ArgumentException("the school password is required", nameof(input));
+            throw new ArgumentException("the school password is required");
         }
 
         var channel = _options.Enrollment ?? DefaultEnrollmentChannel();
@@ -162,7 +162,7 @@ public sealed partial class TeacherDevice
         {
             if (_vault.State is not (VaultState.NotEnrolled or VaultState.Wiped))
             {
-                throw new InvalidOperationException($"this device is already enrolled ({_vault.State}); wipe it first to enroll again");
+                throw new InvalidOperationException($"this device is already enrolled ({_vault.State}); to enroll it again, the school wipes it remotely or its data folder is deleted (changes not yet synced are lost)");
             }
 
             using var signing = ReplicaKey.Create();

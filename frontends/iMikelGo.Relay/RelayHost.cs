@@ -61,6 +61,11 @@ public static class RelayHost
         });
         builder.Host.ConfigureHostOptions(host => host.ShutdownTimeout = TimeSpan.FromSeconds(10));
 
+        // The relay has HTTP endpoints and no message handlers: Wolverine's start-up report and its "found no handlers"
+        // warning only bury the lines an operator needs (listening address, certificate fingerprint).
+        builder.Logging.AddFilter("Wolverine", LogLevel.Error);
+        builder.Logging.AddFilter("JasperFx", LogLevel.Warning);
+
         var services = builder.Services;
         services.AddSingleton(options);
         services.AddSingleton(certificate);

@@ -33,11 +33,18 @@ public sealed class SchoolServer
     public async Task<SchoolConnector> ConnectorAsync(CancellationToken cancellationToken) =>
         (await _opened.Task.WaitAsync(cancellationToken).ConfigureAwait(false)).Connector;
 
-    /// <summary>Publishes the pending import (see <see cref="SchoolConnector.PublishAsync"/>) and enqueues the pushes.</summary>
-    public async Task<SchoolPublishResult> PublishAsync(IProgress<SchoolProgress>? progress, CancellationToken cancellationToken)
+    /// <summary>Publishes the pending import effective today and enqueues the pushes.</summary>
+    public Task<SchoolPublishResult> PublishAsync(IProgress<SchoolProgress>? progress, CancellationToken cancellationToken) =>
+        PublishAsync(progress, null, cancellationToken);
+
+    /// <summary>
+    /// Publishes the pending import (see <see cref="SchoolConnector.PublishAsync(IProgress{SchoolProgress}?, DateOnly?, CancellationToken)"/>)
+    /// and enqueues the pushes.
+    /// </summary>
+    public async Task<SchoolPublishResult> PublishAsync(IProgress<SchoolProgress>? progress, DateOnly? effectiveFrom, CancellationToken cancellationToken)
     {
         var connector = await ConnectorAsync(cancellationToken).ConfigureAwait(false);
-        var result = await connector.PublishAsync(progress, cancellationToken).ConfigureAwait(false);
+        var result = await connector.PublishAsync(progress, effectiveFrom, cancellationToken).ConfigureAwait(false);
         await EnqueuePendingPushesAsync(cancellationToken).ConfigureAwait(false);
         return result;
     }

@@ -45,6 +45,12 @@ public static class QuickStart
     {
         ArgumentNullException.ThrowIfNull(args);
         ArgumentNullException.ThrowIfNull(output);
+        if (UsageProblem(args) is { } problem)
+        {
+            await output.WriteLineAsync($"error: {problem}\n{Usage}").ConfigureAwait(false);
+            return 2;
+        }
+
         var root = RepositoryRoot();
         var options = new RunOptions(
             Postgres: args.Contains("--postgres"),
@@ -54,7 +60,7 @@ public static class QuickStart
             RepositoryRoot: root);
         if (args.Contains("--help") || args.Contains("-h"))
         {
-            await output.WriteLineAsync("usage: QuickStart [--postgres] [--data DIR] [--timetable FILE.xml] [--generated]").ConfigureAwait(false);
+            await output.WriteLineAsync(Usage).ConfigureAwait(false);
             return 0;
         }
 
@@ -78,6 +84,33 @@ public static class QuickStart
             await output.WriteLineAsync($"\nQuickStart FAILED with an unexpected error: {e}").ConfigureAwait(false);
             return 2;
         }
+    }
+
+    private const string Usage = "usage: QuickStart [--postgres] [--data DIR] [--timetable FILE.xml] [--generated]";
+
+    // A mistyped flag ("--postgress") must not quietly run the default demo.
+    private static string? UsageProblem(string[] args)
+    {
+        for (var i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--postgres" or "--generated" or "--help" or "-h":
+                    break;
+                case "--data" or "--timetable":
+                    if (i + 1 >= args.Length || args[i + 1].StartsWith("--", StringComparison.Ordinal))
+                    {
+                        return $"{args[i]} needs a value";
+                    }
+
+                    i++;
+                    break;
+                default:
+                    return $"unknown argument '{args[i]}'";
+            }
+        }
+
+        return null;
     }
 
     private static string? ValueOf(string[] args, string name)
@@ -374,7 +407,7 @@ public static class QuickStart
             _school = await SchoolConnector.InitAsync(_schoolStore!, "generated-school", _settings, ct).ConfigureAwait(false);
             var generated = await School.ImportAsync("json", GeneratedSchool.Json(), null, ct).ConfigureAwait(false);
             return (generated,
-                $"NOTE: {why}: using a GENERATED school of the same shape as ES-SS-08 (66 teachers, 21 classes, 4 rooms, 5 days × 7 periods of 55′), not the real timetable; imported as JSON");
+                $"NOTE: {why}: using a GENERATED school of the same shape as ES-SS-08 (66 teachers, 21 classes, 4 special rooms plus a home room per class, 5 days × 7 periods of 55′), not the real timetable; imported as JSON");
         }
 
         private async Task StartRelayAsync(IReadOnlyList<(string Account, string Caller, string SigningKey)> registrations, CancellationToken ct)

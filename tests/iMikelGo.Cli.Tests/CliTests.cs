@@ -58,6 +58,16 @@ public sealed class CliTests(DemoLogFixture demo) : IClassFixture<DemoLogFixture
     }
 
     [Fact]
+    public void A_usage_error_points_to_the_help_of_the_command_that_was_mistyped()
+    {
+        var (code, _, err) = Invoke("school", "init", "--school-id", "x");
+        code.Should().Be(LogCheck.ExitUsage);
+        err.Should().Contain("--school-id").And.EndWith("Run 'imikelgo school init --help' for usage." + Environment.NewLine);
+        Invoke("device", "cancel", "--lesson", "a@2026-09-21", "--reason", "sick").Err.Should().Contain("Run 'imikelgo device cancel --help' for usage.");
+        Invoke("bogus").Err.Should().Contain("Run 'imikelgo --help' for usage.");
+    }
+
+    [Fact]
     public void Demo_is_deterministic_per_seed()
     {
         var again = Path.Combine(demo.Directory, "again.jsonl");

@@ -40,6 +40,12 @@ public sealed class DeviceCliTests : IDisposable
             "--password-stdin", "--pin-stdin", "--label", new string('x', DeviceEnrollment.MaxLabelLength + 1));
         longLabel.Err.Should().Contain("--label").And.Contain($"longer than {DeviceEnrollment.MaxLabelLength}");
 
+        // A typo in the license key: said plainly (no parameter names), nothing sent.
+        var key = license.GetProperty("license").GetString()!;
+        var typo = Device(LogCheck.ExitUsage, $"{license.GetProperty("password").GetString()}\n{Pin}\n",
+            "enroll", "--uri", license.GetProperty("uri").GetString()!, "--license", key[..^1] + (key[^1] == 'X' ? 'Y' : 'X'), "--password-stdin", "--pin-stdin");
+        typo.Err.Should().StartWith("error: the license key").And.NotContain("(Parameter");
+
         // Enroll (the device polls the relay for the school's answer while the school processes its queue).
         var enrolling = Task.Run(() => Device(0, $"{license.GetProperty("password").GetString()}\n{Pin}\n",
             "enroll", "--uri", license.GetProperty("uri").GetString()!, "--license", license.GetProperty("license").GetString()!,
@@ -64,6 +70,8 @@ public sealed class DeviceCliTests : IDisposable
         var piano = lessons.Single(l => l.GetProperty("subject").GetString() == "Klavier");
         piano.GetProperty("date").GetString().Should().Be("2026-09-21");
         piano.GetProperty("students").EnumerateArray().Select(s => s.GetProperty("id").GetString()).Should().BeEquivalentTo(["lea", "max"]);
+        var text = Device(0, Pin + "\n", "status", "--week", "2026-09-21", "--pin-stdin").Out;
+        text.Should().Contain($"[{piano.GetProperty("lesson").GetString()}]", "the text output names the --lesson handle").And.Contain("<lea>", "and the --student id");
         var theory = lessons.Single(l => l.GetProperty("subject").GetString() == "Musiktheorie").GetProperty("lesson").GetString()!;
         var pianoLesson = piano.GetProperty("lesson").GetString()!;
         var nextPiano = pianoLesson.Replace("2026-09-21", "2026-09-28", StringComparison.Ordinal);

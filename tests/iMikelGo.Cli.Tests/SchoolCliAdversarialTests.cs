@@ -12,7 +12,7 @@ namespace IMikelGo.Cli.Tests;
 /// </summary>
 public sealed class SchoolCliAdversarialTests : IDisposable
 {
-    private const string Hint = "Run 'imikelgo --help'";
+    private const string Hint = "Run 'imikelgo ";
     private readonly string _root = Directory.CreateTempSubdirectory("imikelgo-school-cli-adv-").FullName;
 
     private string SchoolDir => Path.Combine(_root, "school");

@@ -38,8 +38,12 @@ public sealed class StrictInputTests
     }
 
     [Fact]
-    public void An_empty_log_is_incomplete_not_valid() =>
-        Verify([]).Code.Should().Be(LogCheck.ExitIncomplete);
+    public void An_empty_log_is_incomplete_not_valid()
+    {
+        var result = Verify([]);
+        result.Code.Should().Be(LogCheck.ExitIncomplete);
+        result.Err.Trim().Should().Be("INCOMPLETE: Empty: the log: holds no events", "no event is 'held back' from a log without events");
+    }
 
     [Fact]
     public void A_byte_order_mark_crlf_or_invalid_utf8_is_reported_for_its_line_not_repaired()

@@ -16,6 +16,18 @@ public sealed class QuickStartTests
     public async Task The_QuickStart_runs_on_a_generated_school_of_the_same_shape_and_says_so() =>
         (await RunAsync(["--generated"])).Should().Contain("using a GENERATED school of the same shape as ES-SS-08");
 
+    [Theory]
+    [InlineData("--postgress", "unknown argument '--postgress'")]
+    [InlineData("--data", "--data needs a value")]
+    [InlineData("--timetable --generated", "--timetable needs a value")]
+    public async Task A_mistyped_argument_is_refused_before_anything_runs(string args, string problem)
+    {
+        using var output = new StringWriter();
+        var code = await Samples.QuickStart.QuickStart.RunAsync(args.Split(' '), output, CancellationToken.None);
+        code.Should().Be(2);
+        output.ToString().Should().StartWith($"error: {problem}").And.Contain("usage: QuickStart").And.NotContain("== 1.");
+    }
+
     private static async Task<string> RunAsync(string[] extra)
     {
         var data = Directory.CreateTempSubdirectory("imikelgo-quickstart-").FullName;

@@ -180,7 +180,7 @@ public sealed class MartenSchoolStoreTests
 
         // The second solution's difference is published as school-authored reschedules.
         await school.ImportFileAsync(path, XhsttImportTests.Solutions[1], none);
-        var diff = await school.PublishAsync(null, none);
+        var diff = await school.PublishAsync(null, XhsttImportTests.TermStart, none);
         diff.Rescheduled.Should().BeGreaterThan(0);
         var report = school.Report();
 

@@ -7,6 +7,7 @@ using IMikelGo.Engine.Events;
 using IMikelGo.Engine.Signing;
 using IMikelGo.School.Model;
 using IMikelGo.School.Publishing;
+using Microsoft.Extensions.Time.Testing;
 using Xunit;
 using Xunit.Abstractions;
 
@@ -16,7 +17,9 @@ public sealed class PublishTests(ITestOutputHelper output)
 {
     private static readonly string[] Solutions = XhsttImportTests.Solutions;
 
-    private static TimetablePublisher NewPublisher() => new(DerivedSchoolKeyStore.ForTests());
+    // Before the term: a diff's default effective date (today on this clock) then covers every occurrence.
+    private static TimetablePublisher NewPublisher() =>
+        new(DerivedSchoolKeyStore.ForTests(), new FakeTimeProvider(new DateTimeOffset(2026, 9, 1, 8, 0, 0, TimeSpan.Zero)));
 
     /// <summary>A device of <paramref name="account"/>, enrolled by the school, that received the account's whole log.</summary>
     private static Replica DeviceOf(TimetablePublisher publisher, AccountId account)
@@ -196,5 +199,39 @@ public sealed class PublishTests(ITestOutputHelper output)
         var device = DeviceOf(publisher, new AccountId("anna"));
         device.Calendar.Lessons().Where(l => l.Occurrence.Series.Value == "piano-anna-1").Should()
             .OnlyContain(l => l.Date.DayOfWeek == DayOfWeek.Friday || l.Status == Engine.Merge.LessonStatus.Cancelled);
+    }
+
+    [Fact]
+    public void A_new_version_moves_only_the_occurrences_from_its_effective_date_and_leaves_those_a_teacher_decided()
+    {
+        var t = Json.Example();
+        var publisher = NewPublisher();
+        publisher.Publish(t);
+        var piano = t.Lessons.Single(l => l.Series.Value == "piano-anna-1");   // Mondays
+        var violin = t.Lessons.Single(l => l.Series.Value == "violin-ben-1");  // Wednesdays
+        var moved = t with
+        {
+            Lessons = [.. t.Lessons.Where(l => l != piano && l != violin), piano with { Slot = piano.Slot with { Weekday = 4 } }, violin with { Slot = violin.Slot with { Weekday = 1 } }],
+        };
+        var effective = new DateOnly(2026, 9, 29); // a Tuesday
+        var cancelledByAnna = new OccurrenceId(piano.Series, new DateOnly(2026, 10, 5));
+        var diff = publisher.Publish(moved, new PublishOptions { EffectiveFrom = effective, IsDecided = (account, o) => account.Value == "anna" && o == cancelledByAnna });
+
+        diff.EffectiveFrom.Should().Be(effective);
+        var reschedules = diff.Facts.Select(f => f.Payload).OfType<LessonRescheduled>().ToList();
+        reschedules.Should().OnlyContain(r => r.Occurrence.Date >= effective && r.Date >= effective, "the past is never rewritten");
+        reschedules.Should().NotContain(r => r.Occurrence == cancelledByAnna, "the teacher's cancellation stands");
+        var pianoMove = diff.Moves.Single(m => m.Series == piano.Series);
+        (pianoMove.KeptBeforeEffective, pianoMove.KeptDecided, pianoMove.Rescheduled).Should().Be((3, 1, 9),
+            "Mondays 14, 21, 28 Sep are before; 5 Oct was cancelled by the teacher; 12 Oct – 14 Dec without the autumn holiday move");
+        var violinMove = diff.Moves.Single(m => m.Series == violin.Series);
+        (violinMove.KeptBeforeEffective, violinMove.KeptDecided, violinMove.Rescheduled).Should().Be((3, 0, 10),
+            "Wednesdays 16 and 23 Sep are before, and 30 Sep would move back to Monday 28 Sep; 7 Oct – 16 Dec move");
+
+        var device = DeviceOf(publisher, new AccountId("anna"));
+        var lessons = device.Calendar.Lessons().Where(l => l.Occurrence.Series == piano.Series).ToDictionary(l => l.Occurrence.Date);
+        lessons[new DateOnly(2026, 9, 21)].Date.Should().Be(new DateOnly(2026, 9, 21), "a past lesson stays where it was");
+        lessons[new DateOnly(2026, 10, 5)].Status.Should().Be(Engine.Merge.LessonStatus.Scheduled, "no school event touched it (the teacher's cancellation lives on her device)");
+        lessons[new DateOnly(2026, 10, 12)].Date.Should().Be(new DateOnly(2026, 10, 15), "from the effective date on, Thursday");
     }
 }

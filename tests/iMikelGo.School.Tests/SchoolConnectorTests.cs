@@ -65,7 +65,7 @@ public sealed class SchoolConnectorTests
 
         await world.StopRelayAsync();
         await school.ImportFileAsync(Repo.SpainSchoolPath, XhsttImportTests.Solutions[1], None);
-        var diff = await school.PublishAsync(null, None);
+        var diff = await school.PublishAsync(null, XhsttImportTests.TermStart, None);
         diff.Rescheduled.Should().BeGreaterThan(0);
         var down = await school.SyncAsync(teacher, null, None);
         down.Failures.Should().NotBeEmpty("the relay is down");
@@ -231,6 +231,49 @@ public sealed class SchoolConnectorTests
 
             Directory.Delete(folder, recursive: true);
         }
+    }
+
+    [Fact]
+    public async Task A_new_timetable_version_leaves_the_past_and_a_teachers_cancellation_as_they_are_so_payroll_keeps_it()
+    {
+        await using var world = new ConnectorWorld();
+        var school = await world.InitAsync("musikschule");
+        var json = Json.DocBlock("json");
+        await school.ImportAsync("json", json, null, None);
+        await school.PublishAsync(null, None);
+        await world.StartRelayAsync(school.Accounts);
+        var anna = new AccountId("anna");
+        var device = await world.EnrolledDeviceAsync("phone", await school.IssueLicenseAsync(anna, None));
+        (await school.SyncAsync(null, null, None)).Failures.Should().BeEmpty();
+        await device.SyncAsync(null, None);
+
+        // Anna cancels two Monday piano lessons, one before and one after the new version's effective date.
+        var piano = new SeriesId("piano-anna-1");
+        var past = new OccurrenceId(piano, new DateOnly(2026, 9, 21));
+        var future = new OccurrenceId(piano, new DateOnly(2026, 10, 5));
+        (await device.CancelAsync(past, CancellationReason.TeacherIll, true, null, None)).Succeeded.Should().BeTrue();
+        (await device.CancelAsync(future, CancellationReason.TeacherIll, true, null, None)).Succeeded.Should().BeTrue();
+        await device.SyncAsync(null, None);
+        await school.SyncAsync(anna, null, None);
+        var before = school.Report().Cancellations.Where(c => c.Account == "anna").ToDictionary(c => c.Month, c => c.Cancellations);
+        before.Should().BeEquivalentTo(new Dictionary<string, int> { ["2026-09"] = 1, ["2026-10"] = 1 });
+
+        // The school moves piano from Monday to Thursday from Tuesday 29 Sep on.
+        await school.ImportAsync("json", json.Replace("\"weekday\": \"monday\"", "\"weekday\": \"thursday\"", StringComparison.Ordinal), null, None);
+        var diff = await school.PublishAsync(null, new DateOnly(2026, 9, 29), None);
+        diff.EffectiveFrom.Should().Be(new DateOnly(2026, 9, 29));
+        diff.KeptBeforeEffective.Should().Be(3, "Mondays 14, 21 and 28 Sep lie before the effective date");
+        diff.KeptDecided.Should().Be(1, "Anna cancelled 5 Oct");
+        diff.Rescheduled.Should().Be(9);
+
+        // Payroll and make-ups owed keep both cancellations; the device shows the rest of the term on Thursdays.
+        school.Report().Cancellations.Where(c => c.Account == "anna").ToDictionary(c => c.Month, c => c.Cancellations).Should().BeEquivalentTo(before);
+        (await school.SyncAsync(anna, null, None)).Failures.Should().BeEmpty();
+        await device.SyncAsync(null, None);
+        var week = device.Week(new DateOnly(2026, 10, 12));
+        week.Should().Contain(l => l.Occurrence == new OccurrenceId(piano, new DateOnly(2026, 10, 12)) && l.Date == new DateOnly(2026, 10, 15));
+        device.Week(new DateOnly(2026, 10, 5)).Should().Contain(l => l.Occurrence == future && l.Status == Engine.Merge.LessonStatus.Cancelled);
+        device.Week(new DateOnly(2026, 9, 21)).Should().Contain(l => l.Occurrence == past && l.Date == past.Date && l.Status == Engine.Merge.LessonStatus.Cancelled);
     }
 
     /// <summary>A device on its default channel (the relay hand-off) while the connector answers the enrollment queue.</summary>

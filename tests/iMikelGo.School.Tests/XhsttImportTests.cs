@@ -9,6 +9,9 @@ namespace IMikelGo.School.Tests;
 
 public sealed class XhsttImportTests(ITestOutputHelper output)
 {
+    /// <summary>The importer's default term starts here: a diff effective from it moves every occurrence (not just those from today on).</summary>
+    public static readonly DateOnly TermStart = IMikelGo.School.Import.XhsttImportOptions.DefaultTerm.Start;
+
     public static readonly string[] Solutions = ["FET5.16.0_2012-03-09", "LectioIntegerProgramming", "LectioIntegerProgramming_2014-08-27"];
 
     public static SchoolTimetable Import(string solution) =>

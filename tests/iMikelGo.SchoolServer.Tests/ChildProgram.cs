@@ -30,7 +30,7 @@ public static class ChildProgram
         if (args[6] == "publish")
         {
             await school.ImportAsync("json", await File.ReadAllTextAsync(args[7]), null, CancellationToken.None);
-            var published = await server.PublishAsync(null, CancellationToken.None);
+            var published = await server.PublishAsync(null, TestSchool.TermStart, CancellationToken.None);
             Console.WriteLine($"published {published.Events} events");
             await Task.Delay(TimeSpan.FromSeconds(60));
             Console.WriteLine("no push happened within 60 s");

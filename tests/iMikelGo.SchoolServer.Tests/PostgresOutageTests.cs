@@ -21,7 +21,7 @@ public sealed class PostgresOutageTests
         // Version 2 published while the relay is down: its push is stored in PostgreSQL and retried.
         await world.StopRelayAsync();
         await school.ImportAsync("json", TestSchool.Version2, null, None);
-        (await world.Server.PublishAsync(null, None)).Rescheduled.Should().BeGreaterThan(0);
+        (await world.Server.PublishAsync(null, TestSchool.TermStart, None)).Rescheduled.Should().BeGreaterThan(0);
         await ServerWorld.EventuallyAsync(() => Task.FromResult(world.Faults.Failures >= 2), "the push is retried while the relay is down");
 
         // The database crashes with the retry pending; the relay comes back while the database is still down.

@@ -49,7 +49,7 @@ public sealed class SchoolServerTests
 
         await world.StopRelayAsync();
         await school.ImportAsync("json", TestSchool.Version2, null, None);
-        (await world.Server.PublishAsync(null, None)).Rescheduled.Should().BeGreaterThan(0);
+        (await world.Server.PublishAsync(null, TestSchool.TermStart, None)).Rescheduled.Should().BeGreaterThan(0);
         await ServerWorld.EventuallyAsync(() => Task.FromResult(world.Faults.Failures >= 4), "the push is retried while the relay is down");
         (await world.UnacknowledgedAsync(TestSchool.Anna)).Should().BeGreaterThan(0, "nothing reached the relay");
 

@@ -9,6 +9,9 @@ internal static class TestSchool
     public static readonly AccountId Ben = new("ben");
     public static readonly AccountId[] Accounts = [Anna, Ben];
 
+    /// <summary>The term's first day: a version-2 publish effective from it moves every occurrence, whatever today is.</summary>
+    public static readonly DateOnly TermStart = new(2026, 9, 14);
+
     public static string Version1 => Json("monday", "16:00");
 
     public static string Version2 => Json("thursday", "14:30");

@@ -105,7 +105,11 @@ public sealed record SchoolWipeResult(IReadOnlyList<ReplicaId> Revoked, bool Rel
 /// <param name="Events">Events stored.</param>
 /// <param name="Rescheduled">Reschedules among them.</param>
 /// <param name="ByType">Counts by payload type.</param>
-public sealed record SchoolPublishResult(int Accounts, int Events, int Rescheduled, IReadOnlyDictionary<string, int> ByType);
+/// <param name="EffectiveFrom">The first day a changed slot applies to.</param>
+/// <param name="KeptBeforeEffective">Occurrences of moved lessons left in place because they lie before <paramref name="EffectiveFrom"/>.</param>
+/// <param name="KeptDecided">Occurrences of moved lessons left as a teacher decided them (cancelled, moved, held).</param>
+public sealed record SchoolPublishResult(int Accounts, int Events, int Rescheduled, IReadOnlyDictionary<string, int> ByType,
+    DateOnly EffectiveFrom, int KeptBeforeEffective, int KeptDecided);
 
 /// <summary>Absences of one student.</summary>
 public sealed record StudentAbsenceLine(string Account, string Student, int Absences, int Excused);

@@ -6,6 +6,7 @@ using System.Text.Json;
 using IMikelGo.Engine;
 using IMikelGo.Engine.Chains;
 using IMikelGo.Engine.Events;
+using IMikelGo.Engine.Merge;
 using IMikelGo.Engine.Relay;
 using IMikelGo.Engine.Sync;
 using IMikelGo.Relay.Client;
@@ -123,7 +124,7 @@ public sealed partial class SchoolConnector : IAsyncDisposable
         return connector;
     }
 
-    /// <summary>Reads a timetable and keeps it (durably) for <see cref="PublishAsync"/>; nothing is published.</summary>
+    /// <summary>Reads a timetable and keeps it (durably) for <see cref="PublishAsync(IProgress{SchoolProgress}?, DateOnly?, CancellationToken)"/>; nothing is published.</summary>
     /// <param name="format">"xhstt", "json" or "csv" (csv needs a term: use json for integrators).</param>
     /// <param name="content">The source text.</param>
     /// <param name="solution">The XHSTT solution group (default the first).</param>
@@ -147,18 +148,42 @@ public sealed partial class SchoolConnector : IAsyncDisposable
     }
 
     /// <summary>
-    /// Publishes the pending import into the account replicas (first publish or the difference as reschedules) and
-    /// stores the new events in one transaction with the import's published mark. Sending is <see cref="SyncAsync"/>.
+    /// Publishes the pending import, effective today on the school's clock (see
+    /// <see cref="PublishAsync(IProgress{SchoolProgress}?, DateOnly?, CancellationToken)"/>).
     /// </summary>
     /// <exception cref="InvalidOperationException">Nothing imported.</exception>
-    public async Task<SchoolPublishResult> PublishAsync(IProgress<SchoolProgress>? progress, CancellationToken cancellationToken)
+    public Task<SchoolPublishResult> PublishAsync(IProgress<SchoolProgress>? progress, CancellationToken cancellationToken) =>
+        PublishAsync(progress, null, cancellationToken);
+
+    /// <summary>
+    /// Publishes the pending import into the account replicas (first publish, or the difference as reschedules) and
+    /// stores the new events in one transaction with the import's published mark. Sending is <see cref="SyncAsync"/>.
+    /// A changed slot moves only the occurrences from <paramref name="effectiveFrom"/> on (default today): past lessons,
+    /// and lessons a teacher already cancelled, moved or marked held, stay as they are — a new timetable version never
+    /// rewrites what was recorded (payroll, make-ups owed).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Nothing imported.</exception>
+    public async Task<SchoolPublishResult> PublishAsync(IProgress<SchoolProgress>? progress, DateOnly? effectiveFrom, CancellationToken cancellationToken)
     {
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             var timetable = PendingTimetable ?? throw new InvalidOperationException("nothing imported to publish");
             progress?.Report(new SchoolProgress("planning", 0, 1));
-            var result = _publisher.Publish(timetable);
+            var decided = new Dictionary<AccountId, HashSet<OccurrenceId>>();
+            var result = _publisher.Publish(timetable, new PublishOptions
+            {
+                EffectiveFrom = effectiveFrom,
+                IsDecided = (account, occurrence) =>
+                {
+                    if (!decided.TryGetValue(account, out var set))
+                    {
+                        decided[account] = set = _replicas.TryGetValue(account, out var replica) ? DecidedByTeachers(replica) : [];
+                    }
+
+                    return set.Contains(occurrence);
+                },
+            });
             var stored = new List<StoredSchoolEvent>();
             var byAccount = result.Facts.GroupBy(f => f.Account).ToList();
             var done = 0;
@@ -190,12 +215,21 @@ public sealed partial class SchoolConnector : IAsyncDisposable
             PendingTimetable = null;
             PendingImport = null;
             return new SchoolPublishResult(byAccount.Count, stored.Count, result.Facts.Count(f => f.Payload is LessonRescheduled),
-                result.ByType);
+                result.ByType, result.EffectiveFrom, result.Moves.Sum(m => m.KeptBeforeEffective), result.Moves.Sum(m => m.KeptDecided));
         }
         finally
         {
             _gate.Release();
         }
+    }
+
+    // The occurrences whose state in the merged calendar a teacher's event decided (not the school's).
+    private static HashSet<OccurrenceId> DecidedByTeachers(Replica replica)
+    {
+        var byTeachers = replica.Ledger.Applied.Where(e => e.Replica != replica.Id).Select(e => e.Hash).ToHashSet();
+        return byTeachers.Count == 0
+            ? []
+            : [.. replica.Calendar.Lessons().Where(l => l.Status != LessonStatus.Scheduled && l.DecidedBy is { } by && byTeachers.Contains(by)).Select(l => l.Occurrence)];
     }
 
     /// <summary>

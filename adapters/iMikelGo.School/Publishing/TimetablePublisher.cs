@@ -14,7 +14,26 @@ namespace IMikelGo.School.Publishing;
 /// <param name="To">The slot now.</param>
 /// <param name="Rescheduled">Occurrences rescheduled.</param>
 /// <param name="Cancelled">Occurrences cancelled because the new slot falls on a holiday or outside the term.</param>
-public sealed record SeriesMove(AccountId Account, SeriesId Series, LessonSlot From, LessonSlot To, int Rescheduled, int Cancelled);
+/// <param name="KeptBeforeEffective">Occurrences left in their slot because they (or their new day) lie before the effective date.</param>
+/// <param name="KeptDecided">Occurrences left as they are because a teacher decided them (cancelled, moved or held).</param>
+public sealed record SeriesMove(AccountId Account, SeriesId Series, LessonSlot From, LessonSlot To, int Rescheduled, int Cancelled,
+    int KeptBeforeEffective = 0, int KeptDecided = 0);
+
+/// <summary>How a publish treats lessons that already have a history.</summary>
+public sealed record PublishOptions
+{
+    /// <summary>
+    /// The first day the new timetable version applies to (default: today on the publisher's clock). A changed slot moves
+    /// only occurrences on or after it (into days on or after it): the past is never rewritten.
+    /// </summary>
+    public DateOnly? EffectiveFrom { get; init; }
+
+    /// <summary>
+    /// Whether an occurrence of an account carries a teacher's decision (cancelled, moved, held) that a changed slot must
+    /// leave alone; null: none does. The school connector answers from the account's merged calendar.
+    /// </summary>
+    public Func<AccountId, OccurrenceId, bool>? IsDecided { get; init; }
+}
 
 /// <summary>One school-authored fact recorded by a publish.</summary>
 /// <param name="Account">The account whose log it joined.</param>
@@ -26,7 +45,9 @@ public sealed record PublishedFact(AccountId Account, LessonEvent Payload);
 /// <param name="Facts">Every recorded fact, per account in account order.</param>
 /// <param name="Moves">Lessons whose slot changed (their occurrences are rescheduled).</param>
 /// <param name="Withdrawn">Series withdrawn because their lesson is gone.</param>
-public sealed record PublishResult(int AccountsOpened, ImmutableArray<PublishedFact> Facts, ImmutableArray<SeriesMove> Moves, ImmutableArray<(AccountId Account, SeriesId Series)> Withdrawn)
+/// <param name="EffectiveFrom">The first day the changes apply to.</param>
+public sealed record PublishResult(int AccountsOpened, ImmutableArray<PublishedFact> Facts, ImmutableArray<SeriesMove> Moves,
+    ImmutableArray<(AccountId Account, SeriesId Series)> Withdrawn, DateOnly EffectiveFrom)
 {
     /// <summary>The number of events recorded.</summary>
     public int EventsRecorded => Facts.Length;
@@ -40,9 +61,10 @@ public sealed record PublishResult(int AccountsOpened, ImmutableArray<PublishedF
 /// Turns a <see cref="SchoolTimetable"/> into school-authored events, one school <see cref="Replica"/> per teacher
 /// account. The first publish of an account records <c>account.opened</c>, its holidays, its students and one
 /// <c>series.published</c> per weekly lesson. A later publish (e.g. another XHSTT solution of the same instance)
-/// records only the difference: a lesson whose slot changed keeps its series, and each of its occurrences in the
-/// term gets a school-authored <c>lesson.rescheduled</c> to the same week's new slot (or <c>lesson.cancelled</c> when
-/// that day is a holiday or outside the term); unchanged lessons record nothing; new lessons are published and
+/// records only the difference: a lesson whose slot changed keeps its series, and each of its occurrences from the
+/// effective date on (<see cref="PublishOptions.EffectiveFrom"/>, default today) gets a school-authored
+/// <c>lesson.rescheduled</c> to the same week's new slot (or <c>lesson.cancelled</c> when that day is a holiday or
+/// outside the term), except occurrences a teacher already decided (<see cref="PublishOptions.IsDecided"/>); unchanged lessons record nothing; new lessons are published and
 /// vanished ones withdrawn. The timetable is validated first, and every account's batch is planned before any is
 /// recorded, so inconsistent input publishes nothing.
 /// </summary>
@@ -77,13 +99,20 @@ public sealed class TimetablePublisher
     public RecordResult EnrollDevice(AccountId account, ReplicaId device, string label, ImmutableArray<byte> deviceKey) =>
         ReplicaOf(account).Record(new DeviceEnrolled(device, label, deviceKey));
 
-    /// <summary>Publishes <paramref name="timetable"/>, or the difference to the timetable published before.</summary>
+    /// <summary>Publishes <paramref name="timetable"/>, or the difference to the timetable published before, effective today.</summary>
     /// <exception cref="SchoolImportException">The timetable is inconsistent; nothing was recorded.</exception>
     /// <exception cref="InvalidOperationException">The engine refused a planned fact (a bug); earlier accounts are recorded.</exception>
-    public PublishResult Publish(SchoolTimetable timetable)
+    public PublishResult Publish(SchoolTimetable timetable) => Publish(timetable, new PublishOptions());
+
+    /// <summary>Publishes <paramref name="timetable"/>, or the difference to the timetable published before, as <paramref name="options"/> say.</summary>
+    /// <exception cref="SchoolImportException">The timetable is inconsistent; nothing was recorded.</exception>
+    /// <exception cref="InvalidOperationException">The engine refused a planned fact (a bug); earlier accounts are recorded.</exception>
+    public PublishResult Publish(SchoolTimetable timetable, PublishOptions options)
     {
+        ArgumentNullException.ThrowIfNull(options);
         TimetableValidator.Validate(timetable);
-        var plans = Plan(timetable, out var moves, out var withdrawn, out var reconciled);
+        var effectiveFrom = options.EffectiveFrom ?? DateOnly.FromDateTime(_time.GetLocalNow().DateTime);
+        var plans = Plan(timetable, effectiveFrom, options.IsDecided ?? ((_, _) => false), out var moves, out var withdrawn, out var reconciled);
         var opened = 0;
         var facts = ImmutableArray.CreateBuilder<PublishedFact>();
         foreach (var plan in plans)
@@ -110,10 +139,10 @@ public sealed class TimetablePublisher
         }
 
         Current = reconciled;
-        return new PublishResult(opened, facts.ToImmutable(), moves, withdrawn);
+        return new PublishResult(opened, facts.ToImmutable(), moves, withdrawn, effectiveFrom);
     }
 
-    private List<AccountPlan> Plan(SchoolTimetable t, out ImmutableArray<SeriesMove> moves, out ImmutableArray<(AccountId, SeriesId)> withdrawn, out SchoolTimetable reconciled)
+    private List<AccountPlan> Plan(SchoolTimetable t, DateOnly effectiveFrom, Func<AccountId, OccurrenceId, bool> isDecided, out ImmutableArray<SeriesMove> moves, out ImmutableArray<(AccountId, SeriesId)> withdrawn, out SchoolTimetable reconciled)
     {
         var students = t.Groups.ToDictionary(g => g.Id, g => g.Students.ToList());
         var plans = new List<AccountPlan>();
@@ -189,12 +218,20 @@ public sealed class TimetablePublisher
                     }
                     else if (old.Effective.Slot != n.Slot)
                     {
-                        var (rescheduled, cancelled) = (0, 0);
+                        var (rescheduled, cancelled, before, decided) = (0, 0, 0, 0);
                         foreach (var date in old.Published.Dates(IsHoliday))
                         {
                             var target = date.AddDays(n.Slot.Weekday - old.Published.Weekday);
                             var occurrence = new OccurrenceId(seriesId, date);
-                            if (target >= t.Term.Start && target <= t.Term.End && !IsHoliday(target))
+                            if (date < effectiveFrom || target < effectiveFrom)
+                            {
+                                before++;
+                            }
+                            else if (isDecided(account, occurrence))
+                            {
+                                decided++;
+                            }
+                            else if (target >= t.Term.Start && target <= t.Term.End && !IsHoliday(target))
                             {
                                 payloads.Add(new LessonRescheduled(occurrence, target, n.Slot.StartMinute, n.Slot.DurationMinutes, n.Slot.Room));
                                 rescheduled++;
@@ -207,7 +244,7 @@ public sealed class TimetablePublisher
                             }
                         }
 
-                        allMoves.Add(new SeriesMove(account, seriesId, old.Effective.Slot, n.Slot, rescheduled, cancelled));
+                        allMoves.Add(new SeriesMove(account, seriesId, old.Effective.Slot, n.Slot, rescheduled, cancelled, before, decided));
                         plan.Series[seriesId] = old with { Effective = n with { Series = seriesId } };
                     }
 
