@@ -234,4 +234,32 @@ public sealed class PublishTests(ITestOutputHelper output)
         lessons[new DateOnly(2026, 10, 5)].Status.Should().Be(Engine.Merge.LessonStatus.Scheduled, "no school event touched it (the teacher's cancellation lives on her device)");
         lessons[new DateOnly(2026, 10, 12)].Date.Should().Be(new DateOnly(2026, 10, 15), "from the effective date on, Thursday");
     }
+
+    [Fact]
+    public void A_lesson_gone_from_a_new_version_ends_before_the_effective_date_and_keeps_its_earlier_lessons()
+    {
+        var t = Json.Example();
+        var publisher = NewPublisher();
+        publisher.Publish(t);
+        var violin = t.Lessons.Single(l => l.Series.Value == "violin-ben-1"); // Wednesdays
+        var ben = new AccountId("ben");
+        var device = DeviceOf(publisher, ben);
+        var withoutViolin = t with { Lessons = [.. t.Lessons.Where(l => l != violin)] };
+
+        var diff = publisher.Publish(withoutViolin, new PublishOptions { EffectiveFrom = new DateOnly(2026, 10, 1) });
+
+        diff.Withdrawn.Should().ContainSingle().Which.Should().Be((ben, violin.Series));
+        diff.Facts.Should().ContainSingle().Which.Payload.Should().BeOfType<SeriesPublished>()
+            .Which.TermEnd.Should().Be(new DateOnly(2026, 9, 30), "the series now ends the day before the effective date");
+        device.Receive(publisher.EventsOf(ben)).Refused.Should().BeEmpty();
+        device.Calendar.Lessons().Where(l => l.Occurrence.Series == violin.Series).Select(l => l.Date).Should()
+            .Equal([new DateOnly(2026, 9, 16), new DateOnly(2026, 9, 23), new DateOnly(2026, 9, 30)], "the lessons before the effective date stay on record");
+
+        // Published again unchanged: nothing more; a lesson whose whole term lies before the effective date records nothing.
+        publisher.Publish(withoutViolin, new PublishOptions { EffectiveFrom = new DateOnly(2026, 10, 1) }).EventsRecorded.Should().Be(0);
+        var late = publisher.Publish(t with { Lessons = [.. withoutViolin.Lessons.Where(l => l.Series.Value != "piano-anna-1")] },
+            new PublishOptions { EffectiveFrom = new DateOnly(2027, 1, 4) });
+        late.Withdrawn.Should().ContainSingle(w => w.Series.Value == "piano-anna-1");
+        late.EventsRecorded.Should().Be(0, "after the term there is nothing left to withdraw");
+    }
 }

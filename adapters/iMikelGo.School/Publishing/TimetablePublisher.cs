@@ -44,7 +44,7 @@ public sealed record PublishedFact(AccountId Account, LessonEvent Payload);
 /// <param name="AccountsOpened">Accounts opened (first publish of a teacher).</param>
 /// <param name="Facts">Every recorded fact, per account in account order.</param>
 /// <param name="Moves">Lessons whose slot changed (their occurrences are rescheduled).</param>
-/// <param name="Withdrawn">Series withdrawn because their lesson is gone.</param>
+/// <param name="Withdrawn">Series ended because their lesson is gone: withdrawn, or, when lessons before the effective date exist, republished to end the day before it.</param>
 /// <param name="EffectiveFrom">The first day the changes apply to.</param>
 public sealed record PublishResult(int AccountsOpened, ImmutableArray<PublishedFact> Facts, ImmutableArray<SeriesMove> Moves,
     ImmutableArray<(AccountId Account, SeriesId Series)> Withdrawn, DateOnly EffectiveFrom)
@@ -178,6 +178,28 @@ public sealed class TimetablePublisher
             }
 
             bool IsHoliday(DateOnly d) => plan.Holidays.Any(h => d >= h.From && d <= h.To);
+
+            // A lesson gone from the new version ends the day before the effective date: its earlier lessons, and what
+            // teachers recorded on them, stay (the series is republished with that term end); withdrawn entirely only
+            // when the effective date is not after its first day.
+            void Withdraw(PublishedSeries gone)
+            {
+                var series = gone.Published.Series;
+                var lastDay = effectiveFrom.AddDays(-1);
+                if (lastDay < gone.Published.TermStart)
+                {
+                    payloads.Add(new SeriesWithdrawn(series, "removed from the timetable"));
+                }
+                else if (lastDay < gone.Published.TermEnd)
+                {
+                    var ended = gone.Published with { TermEnd = lastDay };
+                    payloads.Add(ended);
+                    gone = gone with { Published = ended };
+                }
+
+                plan.Series[series] = gone with { Active = false };
+                allWithdrawn.Add((account, series));
+            }
             SeriesPublished Publishable(SeriesId id, WeeklyLesson l) => new(
                 id, l.Subject, l.Slot.Weekday, l.Slot.StartMinute, l.Slot.DurationMinutes, l.Slot.Room,
                 [.. l.Groups.SelectMany(g => students[g]).Select(s => s.Id).Distinct().OrderBy(s => s.Value, StringComparer.Ordinal)],
@@ -253,9 +275,7 @@ public sealed class TimetablePublisher
 
                 foreach (var gone in olds.Skip(paired))
                 {
-                    payloads.Add(new SeriesWithdrawn(gone.Published.Series, "removed from the timetable"));
-                    plan.Series[gone.Published.Series] = gone with { Active = false };
-                    allWithdrawn.Add((account, gone.Published.Series));
+                    Withdraw(gone);
                 }
 
                 foreach (var added in news.Skip(paired))
@@ -275,9 +295,7 @@ public sealed class TimetablePublisher
 
             foreach (var gone in byKey.Values.SelectMany(v => v))
             {
-                payloads.Add(new SeriesWithdrawn(gone.Published.Series, "removed from the timetable"));
-                plan.Series[gone.Published.Series] = gone with { Active = false };
-                allWithdrawn.Add((account, gone.Published.Series));
+                Withdraw(gone);
             }
 
             plans.Add(plan);
