@@ -262,4 +262,40 @@ public sealed class PublishTests(ITestOutputHelper output)
         late.Withdrawn.Should().ContainSingle(w => w.Series.Value == "piano-anna-1");
         late.EventsRecorded.Should().Be(0, "after the term there is nothing left to withdraw");
     }
+
+    [Fact]
+    public void A_changed_student_list_continues_as_a_new_series_from_the_effective_date_and_the_past_keeps_its_students()
+    {
+        var t = Json.Example();
+        var publisher = NewPublisher();
+        publisher.Publish(t);
+        var anna = new AccountId("anna");
+        var device = DeviceOf(publisher, anna);
+        var piano = t.Lessons.Single(l => l.Series.Value == "piano-anna-1"); // Mondays, ensemble-a: lea and max
+        var past = new OccurrenceId(piano.Series, new DateOnly(2026, 9, 21));
+        device.Record(new StudentAbsent(past, new StudentId("max"), false, "ill")).Succeeded.Should().BeTrue();
+
+        // Max leaves ensemble A from October on.
+        var group = t.Groups.Single(g => g.Id == piano.Groups[0]);
+        var changed = t with { Groups = [.. t.Groups.Select(g => g == group ? g with { Members = [.. g.Members.Where(s => s.Id.Value != "max")] } : g)] };
+        var diff = publisher.Publish(changed, new PublishOptions { EffectiveFrom = new DateOnly(2026, 10, 1) });
+
+        diff.Withdrawn.Should().BeEmpty("the lessons continue");
+        var versions = diff.Facts.Select(f => f.Payload).OfType<SeriesPublished>().Where(p => p.Series.Value.StartsWith("piano-anna-1", StringComparison.Ordinal)).ToList();
+        versions.Should().HaveCount(2);
+        versions.Should().ContainSingle(p => p.Series == piano.Series && p.TermEnd == new DateOnly(2026, 9, 30) && p.Students.Length == 2, "the old version ends before October");
+        versions.Should().ContainSingle(p => p.Series.Value == "piano-anna-1.2" && p.TermStart == new DateOnly(2026, 10, 1) && p.Students.SequenceEqual(new[] { new StudentId("lea") }));
+
+        device.Receive(publisher.EventsOf(anna)).Refused.Should().BeEmpty();
+        var lessons = device.Calendar.Lessons().Where(l => l.Occurrence.Series.Value.StartsWith("piano-anna-1", StringComparison.Ordinal)).OrderBy(l => l.Date).ToList();
+        var pastLesson = lessons.Single(l => l.Occurrence == past);
+        pastLesson.Students.Should().Contain(new StudentId("max"));
+        pastLesson.Absent.Should().ContainKey("max", "the absence recorded before the change stays on record");
+        lessons.Where(l => l.Date >= new DateOnly(2026, 10, 1)).Should().NotBeEmpty()
+            .And.OnlyContain(l => l.Occurrence.Series.Value == "piano-anna-1.2" && !l.Students.Contains(new StudentId("max")));
+        lessons.Select(l => l.Date).Should().OnlyHaveUniqueItems("no Monday twice");
+
+        // The same version again records nothing (the new series keeps its later start).
+        publisher.Publish(changed, new PublishOptions { EffectiveFrom = new DateOnly(2026, 10, 1) }).EventsRecorded.Should().Be(0);
+    }
 }

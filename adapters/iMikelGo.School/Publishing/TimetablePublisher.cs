@@ -179,10 +179,22 @@ public sealed class TimetablePublisher
 
             bool IsHoliday(DateOnly d) => plan.Holidays.Any(h => d >= h.From && d <= h.To);
 
-            // A lesson gone from the new version ends the day before the effective date: its earlier lessons, and what
-            // teachers recorded on them, stay (the series is republished with that term end); withdrawn entirely only
-            // when the effective date is not after its first day.
-            void Withdraw(PublishedSeries gone)
+            // An id not used by the account yet: the wanted one, else with ".2", ".3", … appended.
+            SeriesId NewSeriesId(SeriesId wanted)
+            {
+                var id = wanted;
+                for (var k = 2; plan.Series.ContainsKey(id); k++)
+                {
+                    id = new SeriesId(string.Create(CultureInfo.InvariantCulture, $"{wanted.Value}.{k}"));
+                }
+
+                return id;
+            }
+
+            // A lesson gone from the new version (or one continued as a new series) ends the day before the effective
+            // date: its earlier lessons, and what teachers recorded on them, stay (the series is republished with that
+            // term end); withdrawn entirely only when the effective date is not after its first day.
+            void Withdraw(PublishedSeries gone, bool removed = true)
             {
                 var series = gone.Published.Series;
                 var lastDay = effectiveFrom.AddDays(-1);
@@ -198,7 +210,10 @@ public sealed class TimetablePublisher
                 }
 
                 plan.Series[series] = gone with { Active = false };
-                allWithdrawn.Add((account, series));
+                if (removed)
+                {
+                    allWithdrawn.Add((account, series));
+                }
             }
             SeriesPublished Publishable(SeriesId id, WeeklyLesson l) => new(
                 id, l.Subject, l.Slot.Weekday, l.Slot.StartMinute, l.Slot.DurationMinutes, l.Slot.Room,
@@ -229,12 +244,32 @@ public sealed class TimetablePublisher
                 foreach (var (old, n) in pairs)
                 {
                     var seriesId = old.Published.Series;
-                    var content = Publishable(seriesId, n);
                     var oldContent = old.Published;
+
+                    // A series that began at an earlier effective date keeps that start.
+                    var content = Publishable(seriesId, n) is var full && oldContent.TermStart > full.TermStart ? full with { TermStart = oldContent.TermStart } : full;
                     if (content.Subject != oldContent.Subject || !content.Students.SequenceEqual(oldContent.Students) ||
                         content.TermStart != oldContent.TermStart || content.TermEnd != oldContent.TermEnd)
                     {
-                        // Not a move: the series itself changed (students, subject or term); publish its new version.
+                        if (effectiveFrom > oldContent.TermStart)
+                        {
+                            // The series itself changed (students, subject or term) with lessons before the effective date:
+                            // the old version ends the day before it (its lessons keep their students and records), the new
+                            // one continues as a new series from it.
+                            Withdraw(old, removed: false);
+                            var id = NewSeriesId(seriesId);
+                            var next = content with { Series = id, TermStart = effectiveFrom > content.TermStart ? effectiveFrom : content.TermStart };
+                            if (next.TermStart <= next.TermEnd)
+                            {
+                                payloads.Add(next);
+                                plan.Series[id] = new PublishedSeries(n with { Series = id }, next, true);
+                                lessons.Add(n with { Series = id });
+                            }
+
+                            continue;
+                        }
+
+                        // Not a move, and nothing before the effective date: publish the series' new version.
                         payloads.Add(content);
                         plan.Series[seriesId] = new PublishedSeries(n with { Series = seriesId }, content, true);
                     }
@@ -280,11 +315,7 @@ public sealed class TimetablePublisher
 
                 foreach (var added in news.Skip(paired))
                 {
-                    var id = added.Series;
-                    for (var k = 2; plan.Series.ContainsKey(id); k++)
-                    {
-                        id = new SeriesId(string.Create(CultureInfo.InvariantCulture, $"{added.Series.Value}.{k}"));
-                    }
+                    var id = NewSeriesId(added.Series);
 
                     var content = Publishable(id, added);
                     payloads.Add(content);
