@@ -36,8 +36,20 @@ public static partial class SchoolServerHandlers
     {
         ArgumentNullException.ThrowIfNull(message);
         ArgumentNullException.ThrowIfNull(server);
-        var connector = await server.ConnectorAsync(cancellationToken).ConfigureAwait(false);
-        var result = await connector.SyncAsync(null, null, cancellationToken).ConfigureAwait(false);
+        IMikelGo.School.Connector.SchoolSyncResult result;
+        try
+        {
+            var connector = await server.ConnectorAsync(cancellationToken).ConfigureAwait(false);
+            result = await connector.SyncAsync(null, null, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (message.Scheduled)
+            {
+                server.ScheduledPull.Finish();
+            }
+        }
+
         server.Telemetry.Synced(result);
         if (result.Complete)
         {
@@ -86,6 +98,13 @@ public static partial class SchoolServerHandlers
             server.Telemetry.EnrollmentFailed();
             LogScheduledEnrollmentsFailed(logger, e.Message);
             return pushes;
+        }
+        finally
+        {
+            if (message.Scheduled)
+            {
+                server.ScheduledEnrollments.Finish();
+            }
         }
     }
 

@@ -29,6 +29,12 @@ public sealed class SchoolServer
 
     internal SchoolServerTelemetry Telemetry { get; }
 
+    /// <summary>The outstanding scheduled pull, if any (ticks are skipped while it is queued or running).</summary>
+    internal ScheduledRun ScheduledPull { get; } = new();
+
+    /// <summary>The outstanding scheduled enrollment run, if any.</summary>
+    internal ScheduledRun ScheduledEnrollments { get; } = new();
+
     /// <summary>The connector, once the hosted service opened it (waits until then).</summary>
     public async Task<SchoolConnector> ConnectorAsync(CancellationToken cancellationToken) =>
         (await _opened.Task.WaitAsync(cancellationToken).ConfigureAwait(false)).Connector;
@@ -102,4 +108,30 @@ public sealed class SchoolServer
         using var scope = _scopes.CreateScope();
         await scope.ServiceProvider.GetRequiredService<IMessageBus>().PublishAsync(message).ConfigureAwait(false);
     }
+}
+
+/// <summary>
+/// One kind of scheduled run. Runs do not overlap: a tick is skipped while the previous run is still queued or running
+/// (a slow relay or a loaded machine would otherwise pile up runs that then fire back to back), unless it has been
+/// outstanding for ten intervals (a lost message must not stop the schedule).
+/// </summary>
+internal sealed class ScheduledRun
+{
+    private long _sentAtTicks;
+
+    /// <summary>Whether to send a run now; if so, it is outstanding from <paramref name="now"/>.</summary>
+    public bool TryStart(DateTimeOffset now, TimeSpan interval)
+    {
+        var sent = Interlocked.Read(ref _sentAtTicks);
+        if (sent != 0 && now.UtcTicks - sent < interval.Ticks * 10)
+        {
+            return false;
+        }
+
+        Interlocked.Exchange(ref _sentAtTicks, now.UtcTicks);
+        return true;
+    }
+
+    /// <summary>The run finished (whatever its outcome).</summary>
+    public void Finish() => Interlocked.Exchange(ref _sentAtTicks, 0);
 }

@@ -113,8 +113,16 @@ internal sealed partial class SchoolServerScheduler(SchoolServer server, SchoolS
         using var timer = new PeriodicTimer(options.PullInterval, options.Time);
         while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
         {
-            await server.SendScheduledEnrollmentsAsync().ConfigureAwait(false);
-            await server.SendPullAsync(scheduled: true).ConfigureAwait(false);
+            var now = options.Time.GetUtcNow();
+            if (server.ScheduledEnrollments.TryStart(now, options.PullInterval))
+            {
+                await server.SendScheduledEnrollmentsAsync().ConfigureAwait(false);
+            }
+
+            if (server.ScheduledPull.TryStart(now, options.PullInterval))
+            {
+                await server.SendPullAsync(scheduled: true).ConfigureAwait(false);
+            }
         }
     }
 
