@@ -258,7 +258,10 @@ public sealed class SchoolConnectorTests
         var before = school.Report().Cancellations.Where(c => c.Account == "anna").ToDictionary(c => c.Month, c => c.Cancellations);
         before.Should().BeEquivalentTo(new Dictionary<string, int> { ["2026-09"] = 1, ["2026-10"] = 1 });
 
-        // The school moves piano from Monday to Thursday from Tuesday 29 Sep on.
+        // Offline, Anna also cancels 19 Oct; the school does not know yet when it moves piano from Monday to Thursday
+        // from Tuesday 29 Sep on (concurrent with its reschedule of that lesson: the teacher's cancel wins).
+        var concurrent = new OccurrenceId(piano, new DateOnly(2026, 10, 19));
+        (await device.CancelAsync(concurrent, CancellationReason.TeacherIll, true, null, None)).Succeeded.Should().BeTrue();
         await school.ImportAsync("json", json.Replace("\"weekday\": \"monday\"", "\"weekday\": \"thursday\"", StringComparison.Ordinal), null, None);
         var diff = await school.PublishAsync(null, new DateOnly(2026, 9, 29), None);
         diff.EffectiveFrom.Should().Be(new DateOnly(2026, 9, 29));
@@ -266,10 +269,15 @@ public sealed class SchoolConnectorTests
         diff.KeptDecided.Should().Be(1, "Anna cancelled 5 Oct");
         diff.Rescheduled.Should().Be(9);
 
-        // Payroll and make-ups owed keep both cancellations; the device shows the rest of the term on Thursdays.
+        // Payroll and make-ups owed keep the cancellations; the device shows the rest of the term on Thursdays.
         school.Report().Cancellations.Where(c => c.Account == "anna").ToDictionary(c => c.Month, c => c.Cancellations).Should().BeEquivalentTo(before);
         (await school.SyncAsync(anna, null, None)).Failures.Should().BeEmpty();
         await device.SyncAsync(null, None);
+        (await school.SyncAsync(anna, null, None)).Failures.Should().BeEmpty();
+        school.Report().Cancellations.Where(c => c.Account == "anna").ToDictionary(c => c.Month, c => c.Cancellations).Should()
+            .BeEquivalentTo(new Dictionary<string, int> { ["2026-09"] = 1, ["2026-10"] = 2 }, "the cancellation concurrent with the reschedule counts too");
+        device.Week(new DateOnly(2026, 10, 19)).Should().Contain(l => l.Occurrence == concurrent && l.Status == Engine.Merge.LessonStatus.Cancelled);
+        device.Conflicts().Should().Contain(c => c.Occurrence == concurrent && c.Rule == Engine.Merge.MergeRules.CancelBeatsReschedule);
         var week = device.Week(new DateOnly(2026, 10, 12));
         week.Should().Contain(l => l.Occurrence == new OccurrenceId(piano, new DateOnly(2026, 10, 12)) && l.Date == new DateOnly(2026, 10, 15));
         device.Week(new DateOnly(2026, 10, 5)).Should().Contain(l => l.Occurrence == future && l.Status == Engine.Merge.LessonStatus.Cancelled);

@@ -529,14 +529,29 @@ public sealed class Calendar
         return new LessonView(occurrence, v.Subject, date, start, duration, room, status, reason, makeUp, note, v.Students, absent.ToImmutable(), decidedBy?.Event.Hash);
     }
 
-    /// <summary>The deterministic total order among concurrent facts: school first, cancel &gt; move &gt; held, lower replica id, then seq.</summary>
+    /// <summary>
+    /// The deterministic total order among concurrent facts: school cancels, then teacher cancels, then the school's other
+    /// facts, then the teachers'; within a tier cancel &gt; move &gt; held, lower replica id, then seq.
+    /// </summary>
     private int CompareForMerge(Fact a, Fact b)
     {
-        var c = (a.BySchool ? 0 : 1).CompareTo(b.BySchool ? 0 : 1);
+        var c = Tier(a).CompareTo(Tier(b));
         c = c != 0 ? c : MergeRules.Rank(Intent(a)).CompareTo(MergeRules.Rank(Intent(b)));
         c = c != 0 ? c : a.Event.Replica.CompareTo(b.Event.Replica);
         return c != 0 ? c : a.Event.Seq.CompareTo(b.Event.Seq);
     }
+
+    // School first, except that a teacher's cancel beats the school's reschedule of that lesson (a timetable change is
+    // sent as one reschedule per lesson): the lesson still exists, so the teacher's cancellation of it applies — her
+    // payroll and the make-up owed must not vanish because the school moved the weekly slot concurrently. A key, not a
+    // pairwise exception, so the order stays total and transitive.
+    private int Tier(Fact fact) => (fact.BySchool, Intent(fact)) switch
+    {
+        (true, LessonCancelled) => 0,
+        (false, LessonCancelled) => 1,
+        (true, _) => 2,
+        _ => 3,
+    };
 
     /// <summary>The effective intent of a fact: a resolution stands for the event it keeps.</summary>
     private LessonEvent Intent(Fact fact) =>

@@ -89,6 +89,28 @@ public sealed class CollisionTests : IDisposable
     }
 
     [Fact]
+    public void Teacher_cancel_beats_a_concurrent_school_reschedule_of_the_lesson()
+    {
+        // A timetable change arrives as one school reschedule per lesson; the teacher cancelled L1 offline meanwhile.
+        _s.When(_s.School.Records(Move(1, 17, "r9")), D1.Records(new LessonCancelled(L1, CancellationReason.TeacherIll, true, null)));
+        var then = _s.Then(9).LessonIs(L1, LessonStatus.Cancelled)
+            .HasConflict(L1, MergeRules.CancelBeatsReschedule, Whens[1].Hash, Whens[0].Hash);
+        then.Lesson(L1).CancellationReason.Should().Be(CancellationReason.TeacherIll);
+        then.Lesson(L1).MakeUpOwed.Should().BeTrue("the make-up owed stands");
+        then.Conflicts.Should().ContainSingle();
+    }
+
+    [Fact]
+    public void A_school_reschedule_still_outranks_a_concurrent_teacher_move_or_held()
+    {
+        _s.When(_s.School.Records(Move(1, 17, "r9")), D1.Records(Move(2, 18, "r2")), D2.Records(new LessonHeld(L1, null)));
+        var then = _s.Then(10).LessonIs(L1, LessonStatus.Moved)
+            .HasConflict(L1, MergeRules.SchoolOutranksTeacher, Whens[0].Hash, Whens[1].Hash)
+            .HasConflict(L1, MergeRules.SchoolOutranksTeacher, Whens[0].Hash, Whens[2].Hash);
+        then.Lesson(L1).Room.Should().Be(new RoomId("r9"));
+    }
+
+    [Fact]
     public void School_series_change_concurrent_with_teacher_move_outranks_it()
     {
         _s.When(_s.School.Records(_s.Published with { StartMinute = 15 * 60, Room = new RoomId("r9") }), D1.Records(Move(1, 18, "r2")));
