@@ -313,7 +313,14 @@ internal static class DeviceCommands
             }
 
             var pin = parse.GetValue(common.PinStdin) ? await input.ReadLineAsync(ct).ConfigureAwait(false) : Prompt("PIN", input);
-            var unlocked = await device.UnlockAsync(pin ?? "", ct).ConfigureAwait(false);
+            if (string.IsNullOrEmpty(pin))
+            {
+                // A closed or empty stdin (a cron job, a broken pipe) is not a guess: it must never count towards the wipe.
+                await error.WriteLineAsync("error: no PIN given (empty input); nothing was tried, no attempt counted").ConfigureAwait(false);
+                return LogCheck.ExitUsage;
+            }
+
+            var unlocked = await device.UnlockAsync(pin, ct).ConfigureAwait(false);
             switch (unlocked.Status)
             {
                 case UnlockStatus.Unlocked:

@@ -101,6 +101,15 @@ public sealed class DeviceCliTests : IDisposable
         School("device", "list").EnumerateArray().Should().ContainSingle(d => d.GetProperty("device").GetString() == deviceId
             && d.GetProperty("label").GetString() == "Annas Laptop");
 
+        // No PIN at all (closed or empty stdin, e.g. a cron job): a usage error, never an attempt.
+        for (var i = 0; i < 3; i++)
+        {
+            Device(LogCheck.ExitUsage, string.Empty, "sync", "--pin-stdin").Err.Should().Contain("no PIN given");
+            Device(LogCheck.ExitUsage, "\n", "status", "--pin-stdin");
+        }
+
+        Json(Device(0, Pin + "\n", "unlock", "--pin-stdin", "--json")).GetProperty("device").GetString().Should().Be(deviceId, "no attempt was counted");
+
         // Three wrong PINs in a row: two warnings, then the vault is deleted and the device says so.
         Device(DeviceCommands.ExitWrongPin, "0000\n", "unlock", "--pin-stdin").Err.Should().Contain("2 attempt(s) left");
         Device(DeviceCommands.ExitWrongPin, "0000\n", "unlock", "--pin-stdin").Err.Should().Contain("1 attempt(s) left");

@@ -61,9 +61,10 @@ internal sealed class ConnectorWorld : IAsyncDisposable
 
     internal SchoolConnector? School { get; private set; }
 
-    internal async Task<SchoolConnector> InitAsync(string schoolId)
+    internal async Task<SchoolConnector> InitAsync(string schoolId, Func<ISchoolConnectorStore, ISchoolConnectorStore>? wrapStore = null)
     {
         Store = await OpenStoreAsync();
+        Store = wrapStore?.Invoke(Store) ?? Store;
         School = await SchoolConnector.InitAsync(Store, schoolId, Options, CancellationToken.None);
         return School;
     }

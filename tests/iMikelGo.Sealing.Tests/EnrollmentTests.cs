@@ -79,8 +79,17 @@ public sealed class EnrollmentTests : IDisposable
         Bundle.TryOpen(bundle.Bytes, "acct-anna", laptop.EncryptionKey, out var opened, out sealError).Should().BeTrue(sealError.ToString());
         opened!.Payload.Should().Equal("absence"u8.ToArray());
 
-        // A replayed (already approved) request does not enroll twice.
-        _authority.TryApprove(request, out _, out error).Should().BeFalse();
+        // The same request again (the school's first answer was lost before it was stored or sent): answered again for
+        // the same keys, no second roster entry, no new version; the same device id with other keys is refused.
+        _authority.TryApprove(request, out var again, out error).Should().BeTrue(error.ToString());
+        again!.DeviceId.Should().Be(phone.DeviceId);
+        again.SignedRoster.Should().Equal(_rosters.GetSigned("acct-anna"));
+        phone.TryComplete(again, PublicRoot, rosterVerifier, _time.GetUtcNow(), out _, out sealError).Should().BeTrue(sealError.ToString());
+        _rosters.Get("acct-anna")!.Version.Should().Be(2);
+        using var impostorKey = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256);
+        using var impostorHpke = EncryptionKeyPair.Generate();
+        using var impostor = DeviceEnrollment.Start(phone.Uri, phone.DeviceId, impostorKey, impostorHpke);
+        _authority.TryApprove(Request(impostor, "Geige-2026!"), out _, out error).Should().BeFalse();
         error.Code.Should().Be(EnrollmentErrorCode.DeviceIdInUse);
 
         // Remote wipe of the phone: new signed roster, phone no longer a recipient.

@@ -455,12 +455,24 @@ public sealed class EnrollmentAuthority
         lock (_gate)
         {
             var current = _rosters.Get(record.AccountId) ?? new DeviceRoster(_root.SchoolId, record.AccountId, 0, now, []);
-            if (current.Find(fields.Device) is not null)
+            var spki = signingKey.ExportSubjectPublicKeyInfo();
+            if (current.Find(fields.Device) is { } existing)
             {
-                return Fail(EnrollmentErrorCode.DeviceIdInUse, $"Device id '{fields.Device}' is already in the roster; start enrollment again.", out error);
+                // The same device with the same keys, still enrolled: its request is answered again (the first answer was
+                // lost before the school stored or sent it), with a certificate for those keys and the current signed
+                // roster — no new roster version. Useless to anyone but the holder of the device's keys.
+                if (existing.Status == DeviceStatus.Enrolled && existing.SigningKeyFingerprint == Fingerprints.OfSigningKey(spki)
+                    && existing.EncryptionKeyFingerprint == Fingerprints.OfEncryptionKey(encryptionKey) && _rosters.GetSigned(record.AccountId) is { } signedNow)
+                {
+                    var again = _root.IssueDeviceCertificate(record.AccountId, fields.Device, spki, encryptionKey, now, _options.DeviceCertificateValidity);
+                    approval = new EnrollmentApproval(record.AccountId, fields.Device, again.RawData, signedNow, label);
+                    error = default;
+                    return true;
+                }
+
+                return Fail(EnrollmentErrorCode.DeviceIdInUse, $"Device id '{fields.Device}' is already in the roster with other keys or revoked; start enrollment again.", out error);
             }
 
-            var spki = signingKey.ExportSubjectPublicKeyInfo();
             var cert = _root.IssueDeviceCertificate(record.AccountId, fields.Device, spki, encryptionKey, now, _options.DeviceCertificateValidity);
             var entry = new RosterEntry(fields.Device, Fingerprints.OfSigningKey(spki), Fingerprints.OfEncryptionKey(encryptionKey), DeviceStatus.Enrolled, null);
             var next = current.WithEnrolled(entry, now);
