@@ -23,6 +23,9 @@ internal static class DeviceCommands
 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
 
+    // A device label in text output: quoted and escaped (it is another device's own text).
+    private static readonly JsonSerializerOptions QuotedText = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.Default };
+
     public static Command Build(TextReader input, TextWriter output, TextWriter error)
     {
         var device = new Command("device", "The teacher device: enroll, unlock, record absences/cancellations/moves/held lessons, sync, status.");
@@ -255,7 +258,7 @@ internal static class DeviceCommands
             await output.WriteLineAsync($"relay: {status.relay}; pending changes: {status.pending}; conflicts: {conflicts.Count}").ConfigureAwait(false);
             foreach (var x in devices)
             {
-                await output.WriteLineAsync($"device {x.Id.Value[..12]} {x.Label}{(x.Revoked ? " (revoked)" : "")}{(x.IsThisDevice ? " (this device)" : "")}").ConfigureAwait(false);
+                await output.WriteLineAsync($"device {x.Id.Value[..12]} {JsonSerializer.Serialize(x.Label, QuotedText)}{(x.Revoked ? " (revoked)" : "")}{(x.IsThisDevice ? " (this device)" : "")}").ConfigureAwait(false);
             }
 
             foreach (var c in conflicts)

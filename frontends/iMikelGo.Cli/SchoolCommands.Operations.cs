@@ -61,6 +61,10 @@ internal static partial class SchoolCommands
                 }
 
                 from = day;
+                if (day < DateOnly.FromDateTime(DateTime.Now))
+                {
+                    await error.WriteLineAsync($"warning: --effective-from {text} is in the past: lessons from that day until today that already took place are moved too (unless a teacher decided them)").ConfigureAwait(false);
+                }
             }
 
             var result = await WithProgressAsync(error, json, "publishing", progress => school.PublishAsync(progress, from, ct)).ConfigureAwait(false);
@@ -235,7 +239,8 @@ internal static partial class SchoolCommands
             {
                 var state = d.Revoked ? $"revoked ({d.RevocationReason})" : "active";
                 var contact = d.LastContact is { } t ? t.ToString("u", CultureInfo.InvariantCulture) : "never";
-                await output.WriteLineAsync($"{d.Account} {d.Device} \"{d.Label}\" {state}, last contact {contact}").ConfigureAwait(false);
+                // The label is the device's own text: quoted and escaped, so it cannot pose as a state or a second line.
+                await output.WriteLineAsync($"{d.Account} {d.Device} {Quoted(d.Label)} {state}, last contact {contact}").ConfigureAwait(false);
             }
 
             await output.WriteLineAsync($"{devices.Count} device(s)").ConfigureAwait(false);
@@ -348,4 +353,8 @@ internal static partial class SchoolCommands
         await error.WriteLineAsync($"error: unknown account '{name}': not in the published timetable ({school.Accounts.Count} accounts; 'imikelgo school publish' creates them)").ConfigureAwait(false);
         return ExitUnknown;
     }
+
+    private static string Quoted(string text) => JsonSerializer.Serialize(text, QuotedText);
+
+    private static readonly JsonSerializerOptions QuotedText = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.Default };
 }

@@ -308,7 +308,9 @@ internal static partial class SchoolCommands
         }
         catch (Exception e) when (e is ArgumentException or FormatException)
         {
-            await error.WriteLineAsync($"error: {e.Message}").ConfigureAwait(false);
+            // The user's words, not the API's: no " (Parameter 'x')" suffix.
+            var message = e is ArgumentException { ParamName: { } name } ? e.Message.Replace($" (Parameter '{name}')", string.Empty, StringComparison.Ordinal) : e.Message;
+            await error.WriteLineAsync($"error: {message}").ConfigureAwait(false);
             return LogCheck.ExitUsage;
         }
         catch (Exception e) when (e is not InvalidOperationException && DatabaseFailure(e) is { } reason)

@@ -167,7 +167,8 @@ public sealed partial class TeacherDevice
 
             using var signing = ReplicaKey.Create();
             using var encryption = EncryptionKeyPair.Generate();
-            var label = (string.IsNullOrWhiteSpace(input.DeviceLabel) ? null : input.DeviceLabel) ?? _options.DeviceLabel
+            // The first label given (blank counts as none), else the machine name.
+            var label = new[] { input.DeviceLabel, _options.DeviceLabel }.FirstOrDefault(l => !string.IsNullOrWhiteSpace(l))
                 ?? Environment.MachineName[..Math.Min(Environment.MachineName.Length, DeviceEnrollment.MaxLabelLength)];
             if (DeviceEnrollment.LabelProblem(label) is { } labelProblem)
             {

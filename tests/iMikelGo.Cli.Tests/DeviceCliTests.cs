@@ -100,6 +100,8 @@ public sealed class DeviceCliTests : IDisposable
             a.GetProperty("account").GetString() == "anna" && a.GetProperty("student").GetString() == "lea" && a.GetProperty("excused").GetInt32() == 1);
         School("device", "list").EnumerateArray().Should().ContainSingle(d => d.GetProperty("device").GetString() == deviceId
             && d.GetProperty("label").GetString() == "Annas Laptop");
+        var listed = CliTests.Invoke("school", "device", "list", "--data", SchoolDir).Out;
+        listed.Should().Contain($"anna {deviceId} \"Annas Laptop\" active", "the label is quoted in the text output");
 
         // No PIN at all (closed or empty stdin, e.g. a cron job): a usage error, never an attempt.
         for (var i = 0; i < 3; i++)

@@ -53,6 +53,8 @@ public sealed class SchoolCliTests : IDisposable
         (await StoredEventsAsync()).Should().Be(firstEvents, "the published count is what the store holds");
 
         Json(School(0, "import", SpainSchool, "--solution", Lectio));
+        School(LogCheck.ExitUsage, "publish", "--effective-from", "2027-09-14").Err.Should()
+            .Be("error: the effective date 2027-09-14 is after the term's last day 2026-12-18: no lesson of this timetable would change; nothing was published" + Environment.NewLine);
         var diff = Json(School(0, "publish", "--effective-from", "2026-09-14"));
         var rescheduled = diff.GetProperty("rescheduled").GetInt32();
         rescheduled.Should().BePositive().And.Be(diff.GetProperty("byType").GetProperty("LessonRescheduled").GetInt32());

@@ -182,6 +182,10 @@ public sealed class EnrollmentTests : IDisposable
     [InlineData("line\nbreak", "control character")]
     [InlineData("12345678901234567890123456789012345678901234567890123456789012345", "longer than 64")]
     [InlineData("lone surrogate", "not valid Unicode")]
+    [InlineData("Phone\u202E(revoked)", "invisible, formatting")]
+    [InlineData("\u200B", "invisible, formatting")]
+    [InlineData("Laptop\u2028second line", "invisible, formatting")]
+    [InlineData("Laptop\uE000", "invisible, formatting")]
     public void A_label_no_school_could_show_is_refused_on_the_device(string label, string problem)
     {
         // A lone surrogate does not survive xUnit's argument serialisation, so it is made here.
@@ -203,6 +207,7 @@ public sealed class EnrollmentTests : IDisposable
     [InlineData(new byte[] { 2, (byte)' ', (byte)'a', (byte)'p', (byte)'w' }, "not trimmed and NFC")]
     [InlineData(new byte[] { 3, (byte)'u', 0xCC, 0x88, (byte)'p', (byte)'w' }, "not trimmed and NFC")]
     [InlineData(new byte[] { }, "label length exceeds")]
+    [InlineData(new byte[] { 4, (byte)'a', 0xE2, 0x80, 0x8B, (byte)'p', (byte)'w' }, "invisible, formatting")]
     public void A_sealed_secret_no_device_would_send_is_refused_by_the_school_and_nothing_is_enrolled(byte[] prefix, string problem)
     {
         using var device = DeviceEnrollment.Start(Qr());

@@ -163,12 +163,20 @@ public sealed partial class SchoolConnector : IAsyncDisposable
     /// rewrites what was recorded (payroll, make-ups owed).
     /// </summary>
     /// <exception cref="InvalidOperationException">Nothing imported.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="effectiveFrom"/> is after the imported term's last day; nothing was published.</exception>
     public async Task<SchoolPublishResult> PublishAsync(IProgress<SchoolProgress>? progress, DateOnly? effectiveFrom, CancellationToken cancellationToken)
     {
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             var timetable = PendingTimetable ?? throw new InvalidOperationException("nothing imported to publish");
+            if (effectiveFrom is { } from && from > timetable.Term.End)
+            {
+                // Nothing would move, yet the new slots would become the published ones: a date typed a year off could not be corrected.
+                throw new ArgumentOutOfRangeException(nameof(effectiveFrom),
+                    $"the effective date {from:yyyy-MM-dd} is after the term's last day {timetable.Term.End:yyyy-MM-dd}: no lesson of this timetable would change; nothing was published");
+            }
+
             progress?.Report(new SchoolProgress("planning", 0, 1));
             var decided = new Dictionary<AccountId, HashSet<OccurrenceId>>();
             var result = _publisher.Publish(timetable, new PublishOptions

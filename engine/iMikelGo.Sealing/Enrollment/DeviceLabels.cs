@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text;
 
 namespace IMikelGo.Sealing;
@@ -40,6 +41,14 @@ internal static class DeviceLabels
         if (label.Any(char.IsControl))
         {
             return "The device label contains a control character.";
+        }
+
+        // Invisible and direction-changing characters (format, line/paragraph separators, private use, unassigned and
+        // noncharacters) would let one label pose as another in the school's device list.
+        if (label.Any(c => char.GetUnicodeCategory(c) is UnicodeCategory.Format or UnicodeCategory.LineSeparator or UnicodeCategory.ParagraphSeparator
+                or UnicodeCategory.PrivateUse or UnicodeCategory.OtherNotAssigned))
+        {
+            return "The device label contains an invisible, formatting or unassigned character.";
         }
 
         if (!IsValidText(label))
