@@ -262,7 +262,9 @@ public static class QuickStart
 
             var enrolled = School.Devices().Where(d => d.Account == a.Account || d.Account == b.Account).ToList();
             Expect(enrolled.Count == 3 && enrolled.All(d => d.HasEncryptionKey), $"the school lists the three devices with their keys ({enrolled.Count})");
-            Line($"school: {enrolled.Count} devices in the signed logs (DeviceEnrolled), each registered at the relay in its own account");
+            Expect(enrolled.All(d => d.Label.EndsWith(" phone", StringComparison.Ordinal) || d.Label.EndsWith(" laptop", StringComparison.Ordinal) || d.Label.EndsWith(" tablet", StringComparison.Ordinal)),
+                $"the school lists each device under the name it sealed with the password ({string.Join(", ", enrolled.Select(d => d.Label))})");
+            Line($"school: {enrolled.Count} devices in the signed logs (DeviceEnrolled), each registered at the relay in its own account, listed by the names they sealed with the password (the relay saw none): {string.Join(", ", enrolled.Select(d => $"\"{d.Label}\""))}");
 
             // 5. First sync.
             Step("first sync: the connector seals each account's log for its devices' keys (HPKE) and every device receives its teacher's timetable");
