@@ -20,6 +20,7 @@ public sealed class EnrollmentRetryTests
         await school.ImportAsync("json", Json.DocBlock("json"), null, CancellationToken.None);
         await school.PublishAsync(null, CancellationToken.None);
         await world.StartRelayAsync(school.Accounts);
+        await school.PublishCertificatesAsync(CancellationToken.None);
         var license = await school.IssueLicenseAsync(new AccountId("anna"), CancellationToken.None);
 
         var folder = Directory.CreateTempSubdirectory("imikelgo-enroll-retry-").FullName;
