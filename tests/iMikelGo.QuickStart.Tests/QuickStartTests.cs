@@ -16,6 +16,17 @@ public sealed class QuickStartTests
     public async Task The_QuickStart_runs_on_a_generated_school_of_the_same_shape_and_says_so() =>
         (await RunAsync(["--generated"])).Should().Contain("using a GENERATED school of the same shape as ES-SS-08");
 
+    [PostgresFact]
+    public async Task With_postgres_the_relay_and_the_school_connector_run_on_PostgreSQL_and_Marten()
+    {
+        // The QuickStart takes its database from IMIKELGO_POSTGRES (the project's own throwaway cluster here).
+        Environment.SetEnvironmentVariable("IMIKELGO_POSTGRES", PostgresServer.ConnectionString);
+        (await RunAsync(["--postgres"])).Should()
+            .Contain("the school connector (store: PostgreSQL via Marten)")
+            .And.Contain("school store: PostgreSQL schema imikelgo_quickstart_school")
+            .And.Contain("store: PostgreSQL schema imikelgo_quickstart_relay");
+    }
+
     [Theory]
     [InlineData("--postgress", "unknown argument '--postgress'")]
     [InlineData("--data", "--data needs a value")]
