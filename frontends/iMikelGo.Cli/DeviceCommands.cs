@@ -23,8 +23,11 @@ internal static class DeviceCommands
 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
 
-    // A device label in text output: quoted and escaped (it is another device's own text).
+    // Text from elsewhere (a device label) in text output: quoted and escaped, so it cannot pose as a state or a second line.
     private static readonly JsonSerializerOptions QuotedText = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.Default };
+
+    /// <summary><paramref name="text"/> quoted and escaped for text output.</summary>
+    internal static string Quoted(string text) => JsonSerializer.Serialize(text, QuotedText);
 
     public static Command Build(TextReader input, TextWriter output, TextWriter error)
     {
@@ -258,7 +261,7 @@ internal static class DeviceCommands
             await output.WriteLineAsync($"relay: {status.relay}; pending changes: {status.pending}; conflicts: {conflicts.Count}").ConfigureAwait(false);
             foreach (var x in devices)
             {
-                await output.WriteLineAsync($"device {x.Id.Value[..12]} {JsonSerializer.Serialize(x.Label, QuotedText)}{(x.Revoked ? " (revoked)" : "")}{(x.IsThisDevice ? " (this device)" : "")}").ConfigureAwait(false);
+                await output.WriteLineAsync($"device {x.Id.Value[..12]} {Quoted(x.Label)}{(x.Revoked ? " (revoked)" : "")}{(x.IsThisDevice ? " (this device)" : "")}").ConfigureAwait(false);
             }
 
             foreach (var c in conflicts)

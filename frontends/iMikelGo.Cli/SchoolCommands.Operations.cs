@@ -239,8 +239,7 @@ internal static partial class SchoolCommands
             {
                 var state = d.Revoked ? $"revoked ({d.RevocationReason})" : "active";
                 var contact = d.LastContact is { } t ? t.ToString("u", CultureInfo.InvariantCulture) : "never";
-                // The label is the device's own text: quoted and escaped, so it cannot pose as a state or a second line.
-                await output.WriteLineAsync($"{d.Account} {d.Device} {Quoted(d.Label)} {state}, last contact {contact}").ConfigureAwait(false);
+                await output.WriteLineAsync($"{d.Account} {d.Device} {DeviceCommands.Quoted(d.Label)} {state}, last contact {contact}").ConfigureAwait(false);
             }
 
             await output.WriteLineAsync($"{devices.Count} device(s)").ConfigureAwait(false);
@@ -353,8 +352,4 @@ internal static partial class SchoolCommands
         await error.WriteLineAsync($"error: unknown account '{name}': not in the published timetable ({school.Accounts.Count} accounts; 'imikelgo school publish' creates them)").ConfigureAwait(false);
         return ExitUnknown;
     }
-
-    private static string Quoted(string text) => JsonSerializer.Serialize(text, QuotedText);
-
-    private static readonly JsonSerializerOptions QuotedText = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.Default };
 }

@@ -170,10 +170,13 @@ public sealed partial class TeacherDevice
             // The first label given (blank counts as none), else the machine name.
             var label = new[] { input.DeviceLabel, _options.DeviceLabel }.FirstOrDefault(l => !string.IsNullOrWhiteSpace(l))
                 ?? Environment.MachineName[..Math.Min(Environment.MachineName.Length, DeviceEnrollment.MaxLabelLength)];
-            if (DeviceEnrollment.LabelProblem(label) is { } labelProblem)
+            if (DeviceEnrollment.LabelProblem(label, out var normalizedLabel) is { } labelProblem)
             {
                 throw new ArgumentException(labelProblem + " Nothing was sent.");
             }
+
+            // Every channel gets the label as the relay hand-off seals it (trimmed, NFC), the direct one included.
+            label = normalizedLabel;
 
             var grant = await channel.EnrollAsync(
                 new EnrollmentRequest(uri, license.Value, input.SchoolPassword, signing.Replica, signing.PublicKey, encryption.PublicKey, label)

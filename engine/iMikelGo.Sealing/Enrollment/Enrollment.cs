@@ -101,7 +101,13 @@ public sealed class DeviceEnrollment : IDisposable
     /// <summary>Why <paramref name="label"/> cannot be sent as a device label (after trimming and NFC normalisation), or null when it can.</summary>
     /// <param name="label">The label; null or blank means none and is fine.</param>
     /// <returns>A message safe to show, or null.</returns>
-    public static string? LabelProblem(string? label) => DeviceLabels.Normalize(label, out _);
+    public static string? LabelProblem(string? label) => LabelProblem(label, out _);
+
+    /// <summary>As <see cref="LabelProblem(string?)"/>, with the label as it is sent (trimmed, NFC; empty for none).</summary>
+    /// <param name="label">The label; null or blank means none.</param>
+    /// <param name="normalized">The label as sent, when there is no problem.</param>
+    /// <returns>A message safe to show, or null.</returns>
+    public static string? LabelProblem(string? label, out string normalized) => DeviceLabels.Normalize(label, out normalized);
 
     /// <summary>Starts enrollment from a scanned payload with fresh keys.</summary>
     /// <param name="uri">The payload.</param>
