@@ -88,11 +88,7 @@ internal sealed class World : IAsyncDisposable
         var settings = new SchoolConnectorSettings
         {
             Pbkdf2Iterations = 1_000,
-            ConfigureRelay = o =>
-            {
-                o.RetryBaseDelay = TimeSpan.FromMilliseconds(20);
-                o.MaxRetries = 1;
-            },
+            ConfigureRelay = FastRelayRetries.Apply,
         };
         var store = await SqliteSchoolConnectorStore.OpenAsync(Path.Combine(root, "school.db"), CancellationToken.None);
         var connector = await SchoolConnector.InitAsync(store, SchoolId, settings, CancellationToken.None);
@@ -118,11 +114,7 @@ internal sealed class World : IAsyncDisposable
         DataDirectory = Path.Combine(_root, name),
         Pbkdf2Iterations = 1000,
         DeviceLabel = name,
-        ConfigureRelay = o =>
-        {
-            o.RetryBaseDelay = TimeSpan.FromMilliseconds(20);
-            o.MaxRetries = 1;
-        },
+        ConfigureRelay = FastRelayRetries.Apply,
         ConfigureRelayEnrollment = o =>
         {
             o.FirstPollDelay = TimeSpan.FromMilliseconds(20);

@@ -38,11 +38,7 @@ internal sealed class ConnectorWorld : IAsyncDisposable
         {
             Pbkdf2Iterations = 1000,
             RelayAddress = new Uri($"https://127.0.0.1:{_port}/"),
-            ConfigureRelay = o =>
-            {
-                o.RetryBaseDelay = TimeSpan.FromMilliseconds(20);
-                o.MaxRetries = 1;
-            },
+            ConfigureRelay = FastRelayRetries.Apply,
         };
     }
 
@@ -138,11 +134,7 @@ internal sealed class ConnectorWorld : IAsyncDisposable
                     throw new EnrollmentRefusedException(e.Message);
                 }
             }),
-            ConfigureRelay = o =>
-            {
-                o.RetryBaseDelay = TimeSpan.FromMilliseconds(20);
-                o.MaxRetries = 1;
-            },
+            ConfigureRelay = FastRelayRetries.Apply,
         }, CancellationToken.None);
         _devices.Add(device);
         await device.EnrollAsync(new EnrollmentInput(license.Uri.ToString(), license.License.Value, license.Password, Pin), CancellationToken.None);

@@ -296,11 +296,7 @@ public sealed class SchoolConnectorTests
             // Decomposed "ü" and padding: the device sends the label trimmed and NFC-normalised.
             DeviceLabel = $" Mu\u0308ller {name} ",
             Pbkdf2Iterations = 1000,
-            ConfigureRelay = o =>
-            {
-                o.RetryBaseDelay = TimeSpan.FromMilliseconds(20);
-                o.MaxRetries = 1;
-            },
+            ConfigureRelay = FastRelayRetries.Apply,
             ConfigureRelayEnrollment = o =>
             {
                 o.FirstPollDelay = TimeSpan.FromMilliseconds(20);

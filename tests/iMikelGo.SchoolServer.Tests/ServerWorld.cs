@@ -88,11 +88,7 @@ internal sealed class ServerWorld : IAsyncDisposable
         o.ConfigureConnector = s =>
         {
             s.Pbkdf2Iterations = 1000;
-            s.ConfigureRelay = c =>
-            {
-                c.RetryBaseDelay = TimeSpan.FromMilliseconds(20);
-                c.MaxRetries = 0;
-            };
+            s.ConfigureRelay = FastRelayRetries.None;
             s.WrapRelayClient = c => new FaultyRelayClient(c, faults);
         };
     }
@@ -172,11 +168,7 @@ internal sealed class ServerWorld : IAsyncDisposable
                     new DirectEnrollment(request.LicenseKey, request.SchoolPassword, request.SigningKey, request.EncryptionKey, request.Label), ct);
                 return new EnrollmentGrant(account.Value, request.Uri.Relay, Fingerprint, peers);
             }),
-            ConfigureRelay = o =>
-            {
-                o.RetryBaseDelay = TimeSpan.FromMilliseconds(20);
-                o.MaxRetries = 1;
-            },
+            ConfigureRelay = FastRelayRetries.Apply,
         }, CancellationToken.None);
         _devices.Add(device);
         await device.EnrollAsync(new EnrollmentInput(license.Uri.ToString(), license.License.Value, license.Password, Pin), CancellationToken.None);
