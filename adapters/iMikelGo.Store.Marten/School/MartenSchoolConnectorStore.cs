@@ -33,7 +33,7 @@ public sealed partial class MartenSchoolConnectorStore : ISchoolConnectorStore
 
     // Advisory lock class of the connector's writer lock (session-level, one per schema).
     private const int WriterLockClass = 0x694D6B12;
-    private const int SaveChunk = 500;
+    private const int SaveChunk = 1000;
     private readonly IDocumentStore _store;
     private readonly bool _owns;
     private readonly string _values;

@@ -35,15 +35,45 @@ public sealed class SignedEvent
     /// <summary>The log line as UTF-8 bytes.</summary>
     public byte[] ToLineBytes()
     {
-        var line = new ObjectBuilder()
-            .Add("event", CanonicalJson.Decode(Event.Body.AsSpan()))
-            .Add("hash", Event.Hash.Hex);
-        if (IsCheckpoint)
+        // The line is canonical JSON whose members sort as checkpoint < event < hash; the body is canonical already and
+        // base64 and hex need no escaping, so the line is its parts joined, without decoding and re-encoding the body
+        // (the strict ParseLine accepts only this spelling, which the tests check for every event they write).
+        var body = Event.Body.AsSpan();
+        var hash = Event.Hash.Hex;
+        var checkpoint = IsCheckpoint ? Convert.ToBase64String(Checkpoint.AsSpan()) : null;
+        var length = 1 + (checkpoint is null ? 0 : LineCheckpoint.Length + checkpoint.Length + 2) + LineEvent.Length + body.Length
+            + LineHash.Length + hash.Length + LineEnd.Length;
+        var line = new byte[length];
+        line[0] = (byte)'{';
+        var at = 1;
+        if (checkpoint is not null)
         {
-            line.Add("checkpoint", Convert.ToBase64String(Checkpoint.AsSpan()));
+            at = Put(line, at, LineCheckpoint);
+            at += Encoding.ASCII.GetBytes(checkpoint, line.AsSpan(at));
+            line[at++] = (byte)'"';
+            line[at++] = (byte)',';
         }
 
-        return CanonicalJson.Encode(line.Build());
+        at = Put(line, at, LineEvent);
+        at = Put(line, at, body);
+        at = Put(line, at, LineHash);
+        at += Encoding.ASCII.GetBytes(hash, line.AsSpan(at));
+        at = Put(line, at, LineEnd);
+        return at == length ? line : throw new InvalidOperationException("log line length miscounted");
+    }
+
+    private static ReadOnlySpan<byte> LineCheckpoint => "\"checkpoint\":\""u8;
+
+    private static ReadOnlySpan<byte> LineEvent => "\"event\":"u8;
+
+    private static ReadOnlySpan<byte> LineHash => ",\"hash\":\""u8;
+
+    private static ReadOnlySpan<byte> LineEnd => "\"}"u8;
+
+    private static int Put(byte[] line, int at, ReadOnlySpan<byte> part)
+    {
+        part.CopyTo(line.AsSpan(at));
+        return at + part.Length;
     }
 
     /// <summary>This event without its checkpoint signature.</summary>

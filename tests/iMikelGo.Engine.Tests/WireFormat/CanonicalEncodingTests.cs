@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using FluentAssertions;
+using IMikelGo.Engine.Canonical;
 using IMikelGo.Engine.Chains;
 using Xunit;
 
@@ -21,6 +22,28 @@ public sealed class CanonicalEncodingTests
             bytes.Should().Equal(vector.Bytes);
             sha.Should().Be(vector.Sha256, $"the doc's SHA-256 of {vector.Name}");
             Convert.ToHexStringLower(SHA256.HashData(bytes)).Should().Be(sha, "the doc's hash is the hash of the doc's bytes");
+        }
+    }
+
+    [Fact]
+    public void Log_lines_are_the_canonical_encoding_of_their_members_with_and_without_checkpoints()
+    {
+        var random = new Random(20261204);
+        using var history = IMikelGo.Testing.HistoryGenerator.Play([.. Enumerable.Range(0, 400).Select(_ => random.Next())]);
+        var events = history.Events.SelectMany(e => new[] { e, e.WithoutCheckpoint() }).ToList();
+        events.Should().Contain(e => e.IsCheckpoint).And.Contain(e => !e.IsCheckpoint);
+        foreach (var e in events)
+        {
+            var members = new ObjectBuilder()
+                .Add("event", CanonicalJson.Decode(e.Event.Body.AsSpan()))
+                .Add("hash", e.Event.Hash.Hex);
+            if (e.IsCheckpoint)
+            {
+                members.Add("checkpoint", Convert.ToBase64String(e.Checkpoint.AsSpan()));
+            }
+
+            e.ToLineBytes().Should().Equal(CanonicalJson.Encode(members.Build()), $"the line of {e.Event.Describe()} is what the canonical encoder writes");
+            SignedEvent.ParseLine(e.ToLineBytes()).Event.Hash.Should().Be(e.Event.Hash);
         }
     }
 
