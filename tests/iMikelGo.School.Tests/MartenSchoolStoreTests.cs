@@ -51,6 +51,37 @@ public sealed class MartenSchoolStoreTests
     }
 
     [PostgresFact]
+    public async Task A_cancellation_carried_over_to_a_new_series_counts_once_for_payroll()
+    {
+        using var store = NewStore();
+        var t = Json.Example();
+        var publisher = new TimetablePublisher(DerivedSchoolKeyStore.ForTests());
+        publisher.Publish(t);
+        var anna = new AccountId("anna");
+        var key = ReplicaKey.Create();
+        publisher.EnrollDevice(anna, key.Replica, "anna's phone", key.PublicKey);
+        var device = new Replica(anna, key);
+        device.Receive(publisher.EventsOf(anna));
+        var cancelled = new OccurrenceId(new SeriesId("piano-anna-1"), new DateOnly(2026, 10, 5));
+        device.Record(new LessonCancelled(cancelled, CancellationReason.TeacherIll, true, null)).Succeeded.Should().BeTrue();
+        var school = publisher.ReplicaOf(anna);
+        school.Receive(device.Ledger.Export(anna)).Refused.Should().BeEmpty();
+        (await store.AppendAsync(anna, publisher.EventsOf(anna), school.Id)).Appended.Should().BeGreaterThan(0);
+
+        // Max leaves ensemble A from 1 Oct: piano continues as piano-anna-1.2, which gets Anna's cancellation again.
+        var group = t.Groups.Single(g => g.Id.Value == "ensemble-a");
+        var recorded = school.Calendar.Lessons().Where(l => l.Status != Engine.Merge.LessonStatus.Scheduled).ToDictionary(l => l.Occurrence);
+        publisher.Publish(t with { Groups = [.. t.Groups.Select(g => g == group ? g with { Members = [.. g.Members.Where(m => m.Id.Value != "max")] } : g)] },
+            new PublishOptions { EffectiveFrom = new DateOnly(2026, 10, 1), TeacherRecord = (_, o) => recorded.GetValueOrDefault(o) });
+        (await store.AppendAsync(anna, publisher.EventsOf(anna), school.Id)).Appended.Should().BeGreaterThan(0);
+
+        await using var q = store.DocumentStore.QuerySession();
+        var october = await q.LoadAsync<TeacherMonthCancellations>("anna/2026-10");
+        october!.Cancelled.Keys.Should().Equal([new OccurrenceId(new SeriesId("piano-anna-1.2"), cancelled.Date).ToString()],
+            "the old series ends on 30 Sep, so only the new series' lesson of 5 Oct is cancelled");
+    }
+
+    [PostgresFact]
     public async Task Verified_events_are_stored_as_canonical_lines_in_the_account_stream_with_projections()
     {
         using var store = NewStore();

@@ -4,6 +4,7 @@ using FluentAssertions;
 using IMikelGo.Engine;
 using IMikelGo.Engine.Chains;
 using IMikelGo.Engine.Events;
+using IMikelGo.Engine.Merge;
 using IMikelGo.Engine.Signing;
 using IMikelGo.School.Model;
 using IMikelGo.School.Publishing;
@@ -215,7 +216,9 @@ public sealed class PublishTests(ITestOutputHelper output)
         };
         var effective = new DateOnly(2026, 9, 29); // a Tuesday
         var cancelledByAnna = new OccurrenceId(piano.Series, new DateOnly(2026, 10, 5));
-        var diff = publisher.Publish(moved, new PublishOptions { EffectiveFrom = effective, IsDecided = (account, o) => account.Value == "anna" && o == cancelledByAnna });
+        var annasCancel = new LessonView(cancelledByAnna, "Klavier", cancelledByAnna.Date, 16 * 60, 45, new RoomId("r101"), Engine.Merge.LessonStatus.Cancelled,
+            CancellationReason.TeacherIll, true, null, [], ImmutableSortedDictionary<string, bool>.Empty, null);
+        var diff = publisher.Publish(moved, new PublishOptions { EffectiveFrom = effective, TeacherRecord = (account, o) => account.Value == "anna" && o == cancelledByAnna ? annasCancel : null });
 
         diff.EffectiveFrom.Should().Be(effective);
         var reschedules = diff.Facts.Select(f => f.Payload).OfType<LessonRescheduled>().ToList();
@@ -261,6 +264,57 @@ public sealed class PublishTests(ITestOutputHelper output)
             new PublishOptions { EffectiveFrom = new DateOnly(2027, 1, 4) });
         late.Withdrawn.Should().ContainSingle(w => w.Series.Value == "piano-anna-1");
         late.EventsRecorded.Should().Be(0, "after the term there is nothing left to withdraw");
+    }
+
+    [Fact]
+    public void What_a_teacher_recorded_after_the_effective_date_is_recorded_again_on_the_new_series_of_a_changed_lesson()
+    {
+        var t = Json.Example();
+        var publisher = NewPublisher();
+        publisher.Publish(t);
+        var anna = new AccountId("anna");
+        var device = DeviceOf(publisher, anna);
+        var piano = t.Lessons.Single(l => l.Series.Value == "piano-anna-1"); // Mondays 16:00, ensemble-a: lea and max
+        OccurrenceId On(int month, int day) => new(piano.Series, new DateOnly(2026, month, day));
+        device.Record(new LessonHeld(On(10, 5), "etude 3")).Succeeded.Should().BeTrue();
+        device.Record(new StudentAbsent(On(10, 5), new StudentId("lea"), true, "ill")).Succeeded.Should().BeTrue();
+        device.Record(new StudentAbsent(On(10, 5), new StudentId("max"), false, null)).Succeeded.Should().BeTrue();
+        device.Record(new LessonCancelled(On(10, 12), CancellationReason.TeacherIll, true, "fever")).Succeeded.Should().BeTrue();
+        device.Record(new LessonRescheduled(On(10, 19), new DateOnly(2026, 10, 20), 18 * 60, 45, new RoomId("r102"))).Succeeded.Should().BeTrue();
+        device.Record(new LessonCancelled(On(9, 28), CancellationReason.StudentIll, false, null)).Succeeded.Should().BeTrue();
+        var recorded = device.Calendar.Lessons().Where(l => l.Status != LessonStatus.Scheduled || !l.Absent.IsEmpty).ToDictionary(l => l.Occurrence);
+
+        // Max leaves ensemble A, effective Thursday 1 Oct; the lesson also moves to Tuesdays.
+        var group = t.Groups.Single(g => g.Id == piano.Groups[0]);
+        var changed = t with
+        {
+            Groups = [.. t.Groups.Select(g => g == group ? g with { Members = [.. g.Members.Where(m => m.Id.Value != "max")] } : g)],
+            Lessons = [.. t.Lessons.Select(l => l == piano ? l with { Slot = l.Slot with { Weekday = 2 } } : l)],
+        };
+        var diff = publisher.Publish(changed, new PublishOptions
+        {
+            EffectiveFrom = new DateOnly(2026, 10, 1),
+            TeacherRecord = (account, o) => account == anna ? recorded.GetValueOrDefault(o) : null,
+        });
+
+        var next = new SeriesId("piano-anna-1.2");
+        diff.Facts.Where(f => f.Payload is not SeriesPublished and not StudentEnrolled).Select(f => f.Payload).Should().BeEquivalentTo(new LessonEvent[]
+        {
+            new StudentAbsent(new OccurrenceId(next, new DateOnly(2026, 10, 6)), new StudentId("lea"), true, null),
+            new LessonHeld(new OccurrenceId(next, new DateOnly(2026, 10, 6)), "etude 3"),
+            new LessonCancelled(new OccurrenceId(next, new DateOnly(2026, 10, 13)), CancellationReason.TeacherIll, true, "fever"),
+            new LessonRescheduled(new OccurrenceId(next, new DateOnly(2026, 10, 20)), new DateOnly(2026, 10, 20), 18 * 60, 45, new RoomId("r102")),
+        }, o => o.RespectingRuntimeTypes(), "only the records from the effective date on are carried, each to the same week's Tuesday, and Max's absence leaves with him; 28 Sep stays in the old series");
+
+        device.Receive(publisher.EventsOf(anna)).Refused.Should().BeEmpty();
+        var lessons = device.Calendar.Lessons().Where(l => l.Occurrence.Series.Value.StartsWith("piano-anna-1", StringComparison.Ordinal)).ToDictionary(l => l.Occurrence);
+        lessons[On(9, 28)].Status.Should().Be(LessonStatus.Cancelled, "before the effective date the old series keeps its record");
+        lessons.Keys.Should().NotContain(o => o.Series == piano.Series && o.Date >= new DateOnly(2026, 10, 1));
+        var held = lessons[new OccurrenceId(next, new DateOnly(2026, 10, 6))];
+        (held.Status, held.Note, held.Absent.Keys.Single()).Should().Be((LessonStatus.Held, "etude 3", "lea"));
+        lessons[new OccurrenceId(next, new DateOnly(2026, 10, 13))].Should().Match<LessonView>(l => l.Status == LessonStatus.Cancelled && l.MakeUpOwed && l.CancellationReason == CancellationReason.TeacherIll);
+        lessons[new OccurrenceId(next, new DateOnly(2026, 10, 20))].Should().Match<LessonView>(l => l.Status == LessonStatus.Moved && l.StartMinute == 18 * 60 && l.Room == new RoomId("r102"));
+        lessons[new OccurrenceId(next, new DateOnly(2026, 11, 3))].Status.Should().Be(LessonStatus.Scheduled, "an untouched week is simply the new series' lesson");
     }
 
     [Fact]

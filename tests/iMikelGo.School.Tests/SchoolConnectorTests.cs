@@ -284,6 +284,51 @@ public sealed class SchoolConnectorTests
         device.Week(new DateOnly(2026, 9, 21)).Should().Contain(l => l.Occurrence == past && l.Date == past.Date && l.Status == Engine.Merge.LessonStatus.Cancelled);
     }
 
+    [Fact]
+    public async Task A_teachers_decisions_after_the_effective_date_carry_over_when_a_changed_lesson_continues_as_a_new_series()
+    {
+        await using var world = new ConnectorWorld();
+        var school = await world.InitAsync("musikschule");
+        var json = Json.DocBlock("json");
+        await school.ImportAsync("json", json, null, None);
+        await school.PublishAsync(null, None);
+        await world.StartRelayAsync(school.Accounts);
+        var anna = new AccountId("anna");
+        var device = await world.EnrolledDeviceAsync("phone", await school.IssueLicenseAsync(anna, None));
+        (await school.SyncAsync(null, null, None)).Failures.Should().BeEmpty();
+        await device.SyncAsync(null, None);
+
+        // Anna cancels Monday 5 Oct and moves Monday 12 Oct to Tuesday 13 Oct, 18:00 in room 102.
+        var piano = new SeriesId("piano-anna-1");
+        var cancelled = new OccurrenceId(piano, new DateOnly(2026, 10, 5));
+        var moved = new OccurrenceId(piano, new DateOnly(2026, 10, 12));
+        (await device.CancelAsync(cancelled, CancellationReason.TeacherIll, true, "fever", None)).Succeeded.Should().BeTrue();
+        (await device.MoveAsync(moved, new DateOnly(2026, 10, 13), new TimeOnly(18, 0), 45, new RoomId("r102"), None)).Succeeded.Should().BeTrue();
+        await device.SyncAsync(null, None);
+        await school.SyncAsync(anna, null, None);
+        var payroll = school.Report().Cancellations.Where(c => c.Account == "anna").ToDictionary(c => c.Month, c => c.Cancellations);
+        payroll.Should().BeEquivalentTo(new Dictionary<string, int> { ["2026-10"] = 1 });
+
+        // Max leaves ensemble A from Tuesday 29 Sep on: piano continues as piano-anna-1.2 with Lea alone.
+        await school.ImportAsync("json", json.Replace(", { \"id\": \"max\", \"name\": \"Max K.\" }", "", StringComparison.Ordinal), null, None);
+        var diff = await school.PublishAsync(null, new DateOnly(2026, 9, 29), None);
+        diff.ByType.Should().ContainKey("SeriesPublished");
+        (await school.SyncAsync(anna, null, None)).Failures.Should().BeEmpty();
+        await device.SyncAsync(null, None);
+
+        school.Report().Cancellations.Where(c => c.Account == "anna").ToDictionary(c => c.Month, c => c.Cancellations).Should()
+            .BeEquivalentTo(payroll, "the teacher's cancellation still counts, once");
+        var mondayFive = device.Week(new DateOnly(2026, 10, 5)).Where(l => l.Occurrence.Series.Value.StartsWith("piano-anna-1", StringComparison.Ordinal)).ToList();
+        mondayFive.Should().ContainSingle("one piano lesson that week").Which.Should().Match<WeekLesson>(
+            l => l.Status == Engine.Merge.LessonStatus.Cancelled && l.CancellationReason == CancellationReason.TeacherIll && l.MakeUpOwed,
+            "the new series' lesson of 5 Oct is cancelled as Anna cancelled it");
+        var weekTwelve = device.Week(new DateOnly(2026, 10, 12)).Where(l => l.Occurrence.Series.Value.StartsWith("piano-anna-1", StringComparison.Ordinal)).ToList();
+        weekTwelve.Should().ContainSingle("one piano lesson that week").Which.Should().Match<WeekLesson>(
+            l => l.Date == new DateOnly(2026, 10, 13) && l.Start == new TimeOnly(18, 0) && l.Room == new RoomId("r102") && l.Occurrence.Series.Value == "piano-anna-1.2",
+            "the new series' lesson of 12 Oct is where Anna moved it");
+        weekTwelve[0].Students.Select(s => s.Id.Value).Should().Equal(["lea"]);
+    }
+
     /// <summary>A device on its default channel (the relay hand-off) while the connector answers the enrollment queue.</summary>
     /// <remarks>Collects the requests as the relay holds them into <paramref name="held"/>.</remarks>
     private static async Task<TeacherDevice> EnrollThroughRelayAsync(

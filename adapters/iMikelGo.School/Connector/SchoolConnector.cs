@@ -178,18 +178,18 @@ public sealed partial class SchoolConnector : IAsyncDisposable
             }
 
             progress?.Report(new SchoolProgress("planning", 0, 1));
-            var decided = new Dictionary<AccountId, HashSet<OccurrenceId>>();
+            var records = new Dictionary<AccountId, Dictionary<OccurrenceId, LessonView>>();
             var result = _publisher.Publish(timetable, new PublishOptions
             {
                 EffectiveFrom = effectiveFrom,
-                IsDecided = (account, occurrence) =>
+                TeacherRecord = (account, occurrence) =>
                 {
-                    if (!decided.TryGetValue(account, out var set))
+                    if (!records.TryGetValue(account, out var byOccurrence))
                     {
-                        decided[account] = set = _replicas.TryGetValue(account, out var replica) ? DecidedByTeachers(replica) : [];
+                        records[account] = byOccurrence = _replicas.TryGetValue(account, out var replica) ? RecordedByTeachers(replica) : [];
                     }
 
-                    return set.Contains(occurrence);
+                    return byOccurrence.GetValueOrDefault(occurrence);
                 },
             });
             var stored = new List<StoredSchoolEvent>();
@@ -199,20 +199,23 @@ public sealed partial class SchoolConnector : IAsyncDisposable
             {
                 var replica = ReplicaFor(group.Key);
                 var before = replica.Position.Seq;
-                var payloads = new List<LessonEvent>();
-                foreach (var fact in group)
+                foreach (var batch in group.GroupBy(f => f.Batch).OrderBy(b => b.Key))
                 {
-                    payloads.Add(fact.Payload);
-                    if (fact.Payload is AccountOpened)
+                    var payloads = new List<LessonEvent>();
+                    foreach (var fact in batch)
                     {
-                        payloads.Add(new EncryptionKeyPublished([.. _hpke.PublicKey.Encoded.Span]));
+                        payloads.Add(fact.Payload);
+                        if (fact.Payload is AccountOpened)
+                        {
+                            payloads.Add(new EncryptionKeyPublished([.. _hpke.PublicKey.Encoded.Span]));
+                        }
                     }
-                }
 
-                var recorded = replica.RecordBatch(payloads);
-                if (!recorded.Succeeded)
-                {
-                    throw new InvalidOperationException($"the engine refused the publish of account {group.Key}: {recorded.Error}");
+                    var recorded = replica.RecordBatch(payloads);
+                    if (!recorded.Succeeded)
+                    {
+                        throw new InvalidOperationException($"the engine refused the publish of account {group.Key}: {recorded.Error}");
+                    }
                 }
 
                 stored.AddRange(OwnSince(replica, before));
@@ -231,13 +234,15 @@ public sealed partial class SchoolConnector : IAsyncDisposable
         }
     }
 
-    // The occurrences whose state in the merged calendar a teacher's event decided (not the school's).
-    private static HashSet<OccurrenceId> DecidedByTeachers(Replica replica)
+    // The lessons of the merged calendar that a teacher decided (the deciding event is a device's) or recorded absences on.
+    private static Dictionary<OccurrenceId, LessonView> RecordedByTeachers(Replica replica)
     {
         var byTeachers = replica.Ledger.Applied.Where(e => e.Replica != replica.Id).Select(e => e.Hash).ToHashSet();
         return byTeachers.Count == 0
             ? []
-            : [.. replica.Calendar.Lessons().Where(l => l.Status != LessonStatus.Scheduled && l.DecidedBy is { } by && byTeachers.Contains(by)).Select(l => l.Occurrence)];
+            : replica.Calendar.Lessons()
+                .Where(l => (l.Status != LessonStatus.Scheduled && l.DecidedBy is { } by && byTeachers.Contains(by)) || !l.Absent.IsEmpty)
+                .ToDictionary(l => l.Occurrence);
     }
 
     /// <summary>

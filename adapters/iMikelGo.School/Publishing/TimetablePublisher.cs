@@ -3,6 +3,7 @@ using System.Globalization;
 using IMikelGo.Engine;
 using IMikelGo.Engine.Chains;
 using IMikelGo.Engine.Events;
+using IMikelGo.Engine.Merge;
 using IMikelGo.School.Model;
 
 namespace IMikelGo.School.Publishing;
@@ -29,16 +30,21 @@ public sealed record PublishOptions
     public DateOnly? EffectiveFrom { get; init; }
 
     /// <summary>
-    /// Whether an occurrence of an account carries a teacher's decision (cancelled, moved, held) that a changed slot must
-    /// leave alone; null: none does. The school connector answers from the account's merged calendar.
+    /// What teachers recorded on an occurrence of an account — the merged calendar's lesson when a teacher decided it
+    /// (cancelled, moved, held) or recorded absences on it, else null; null function: nothing anywhere. A changed slot
+    /// leaves a decided occurrence alone, and a lesson continued as a new series carries the record over to it. The
+    /// school connector answers from the account's merged calendar.
     /// </summary>
-    public Func<AccountId, OccurrenceId, bool>? IsDecided { get; init; }
+    public Func<AccountId, OccurrenceId, LessonView?>? TeacherRecord { get; init; }
 }
 
 /// <summary>One school-authored fact recorded by a publish.</summary>
 /// <param name="Account">The account whose log it joined.</param>
 /// <param name="Payload">The fact.</param>
-public sealed record PublishedFact(AccountId Account, LessonEvent Payload);
+/// <param name="Batch">The account's facts are recorded in batches, in this order: a fact of batch 1 (what teachers
+/// recorded, carried over to a new series) names lessons that batch 0 published, and a batch is checked against the
+/// calendar as it was before it.</param>
+public sealed record PublishedFact(AccountId Account, LessonEvent Payload, int Batch = 0);
 
 /// <summary>What a publish recorded.</summary>
 /// <param name="AccountsOpened">Accounts opened (first publish of a teacher).</param>
@@ -64,8 +70,9 @@ public sealed record PublishResult(int AccountsOpened, ImmutableArray<PublishedF
 /// records only the difference: a lesson whose slot changed keeps its series, and each of its occurrences from the
 /// effective date on (<see cref="PublishOptions.EffectiveFrom"/>, default today) gets a school-authored
 /// <c>lesson.rescheduled</c> to the same week's new slot (or <c>lesson.cancelled</c> when that day is a holiday or
-/// outside the term), except occurrences a teacher already decided (<see cref="PublishOptions.IsDecided"/>); unchanged lessons record nothing; new lessons are published and
-/// vanished ones withdrawn. The timetable is validated first, and every account's batch is planned before any is
+/// outside the term), except occurrences a teacher already decided (<see cref="PublishOptions.TeacherRecord"/>); unchanged lessons record nothing; new lessons are published and
+/// vanished ones withdrawn. A lesson whose students, subject or term changed continues as a new series from the effective
+/// date, and what teachers recorded on its later occurrences is recorded again on the new series' lessons of those weeks. The timetable is validated first, and every account's batch is planned before any is
 /// recorded, so inconsistent input publishes nothing.
 /// </summary>
 public sealed class TimetablePublisher
@@ -112,7 +119,7 @@ public sealed class TimetablePublisher
         ArgumentNullException.ThrowIfNull(options);
         TimetableValidator.Validate(timetable);
         var effectiveFrom = options.EffectiveFrom ?? DateOnly.FromDateTime(_time.GetLocalNow().DateTime);
-        var plans = Plan(timetable, effectiveFrom, options.IsDecided ?? ((_, _) => false), out var moves, out var withdrawn, out var reconciled);
+        var plans = Plan(timetable, effectiveFrom, options.TeacherRecord ?? ((_, _) => null), out var moves, out var withdrawn, out var reconciled);
         var opened = 0;
         var facts = ImmutableArray.CreateBuilder<PublishedFact>();
         foreach (var plan in plans)
@@ -124,15 +131,15 @@ public sealed class TimetablePublisher
                 opened++;
             }
 
-            if (plan.Payloads.Count > 0)
+            foreach (var (batch, payloads) in new[] { plan.Payloads, plan.Carried }.Index().Where(b => b.Item.Count > 0))
             {
-                var result = state.Replica.RecordBatch(plan.Payloads);
+                var result = state.Replica.RecordBatch(payloads);
                 if (!result.Succeeded)
                 {
                     throw new InvalidOperationException($"the engine refused the publish of account {plan.Account}: {result.Error}");
                 }
 
-                facts.AddRange(plan.Payloads.Select(p => new PublishedFact(plan.Account, p)));
+                facts.AddRange(payloads.Select(p => new PublishedFact(plan.Account, p, batch)));
             }
 
             plan.Commit(state);
@@ -142,7 +149,7 @@ public sealed class TimetablePublisher
         return new PublishResult(opened, facts.ToImmutable(), moves, withdrawn, effectiveFrom);
     }
 
-    private List<AccountPlan> Plan(SchoolTimetable t, DateOnly effectiveFrom, Func<AccountId, OccurrenceId, bool> isDecided, out ImmutableArray<SeriesMove> moves, out ImmutableArray<(AccountId, SeriesId)> withdrawn, out SchoolTimetable reconciled)
+    private List<AccountPlan> Plan(SchoolTimetable t, DateOnly effectiveFrom, Func<AccountId, OccurrenceId, LessonView?> teacherRecord, out ImmutableArray<SeriesMove> moves, out ImmutableArray<(AccountId, SeriesId)> withdrawn, out SchoolTimetable reconciled)
     {
         var students = t.Groups.ToDictionary(g => g.Id, g => g.Students.ToList());
         var plans = new List<AccountPlan>();
@@ -215,6 +222,39 @@ public sealed class TimetablePublisher
                     allWithdrawn.Add((account, series));
                 }
             }
+            // The old version's occurrences from the new series' start on no longer exist; what teachers recorded on
+            // them (a cancellation, a move, a lesson held, absences of students still taught) is recorded again, by the
+            // school, on the new series' lesson of the same week, so it stays in the calendars and the payroll report.
+            IEnumerable<LessonEvent> CarriedOver(SeriesPublished from, SeriesPublished to)
+            {
+                foreach (var date in from.Dates(IsHoliday).Where(d => d >= to.TermStart))
+                {
+                    var target = date.AddDays(to.Weekday - from.Weekday);
+                    if (teacherRecord(account, new OccurrenceId(from.Series, date)) is not { } record || target < to.TermStart || target > to.TermEnd || IsHoliday(target))
+                    {
+                        continue;
+                    }
+
+                    var occurrence = new OccurrenceId(to.Series, target);
+                    foreach (var (student, excused) in record.Absent.Where(a => to.Students.Contains(new StudentId(a.Key))))
+                    {
+                        yield return new StudentAbsent(occurrence, new StudentId(student), excused, null);
+                    }
+
+                    LessonEvent? decision = record.Status switch
+                    {
+                        LessonStatus.Cancelled => new LessonCancelled(occurrence, record.CancellationReason ?? CancellationReason.Other, record.MakeUpOwed, record.Note),
+                        LessonStatus.Moved => new LessonRescheduled(occurrence, record.Date, record.StartMinute, record.DurationMinutes, record.Room),
+                        LessonStatus.Held => new LessonHeld(occurrence, record.Note),
+                        _ => null,
+                    };
+                    if (decision is not null)
+                    {
+                        yield return decision;
+                    }
+                }
+            }
+
             SeriesPublished Publishable(SeriesId id, WeeklyLesson l) => new(
                 id, l.Subject, l.Slot.Weekday, l.Slot.StartMinute, l.Slot.DurationMinutes, l.Slot.Room,
                 [.. l.Groups.SelectMany(g => students[g]).Select(s => s.Id).Distinct().OrderBy(s => s.Value, StringComparer.Ordinal)],
@@ -262,6 +302,7 @@ public sealed class TimetablePublisher
                             if (next.TermStart <= next.TermEnd)
                             {
                                 payloads.Add(next);
+                                plan.Carried.AddRange(CarriedOver(old.Published, next));
                                 plan.Series[id] = new PublishedSeries(n with { Series = id }, next, true);
                                 lessons.Add(n with { Series = id });
                             }
@@ -284,7 +325,7 @@ public sealed class TimetablePublisher
                             {
                                 before++;
                             }
-                            else if (isDecided(account, occurrence))
+                            else if (teacherRecord(account, occurrence) is { Status: not LessonStatus.Scheduled })
                             {
                                 decided++;
                             }
@@ -364,6 +405,9 @@ public sealed class TimetablePublisher
         public AccountId Account { get; }
 
         public List<LessonEvent> Payloads { get; } = [];
+
+        // Teachers' records carried over to new series: recorded after Payloads, which publishes those series.
+        public List<LessonEvent> Carried { get; } = [];
 
         public HashSet<SchoolHoliday> Holidays { get; }
 

@@ -63,6 +63,12 @@ public sealed record SchoolLogEvent
     /// <summary>A reschedule's new room.</summary>
     public string? NewRoom { get; init; }
 
+    /// <summary>For <c>series.published</c>: the series.</summary>
+    public string? Series { get; init; }
+
+    /// <summary>For <c>series.published</c>: the last day of the version's term.</summary>
+    public DateOnly? TermEnd { get; init; }
+
     /// <summary>Builds the stored form of <paramref name="e"/>.</summary>
     public static SchoolLogEvent From(SignedEvent e, bool bySchool)
     {
@@ -82,6 +88,7 @@ public sealed record SchoolLogEvent
             LessonHeld h => stored with { Occurrence = h.Occurrence.ToString() },
             DeviceEnrolled d => stored with { Device = d.Device.Value, Label = d.Label },
             DeviceRevoked d => stored with { Device = d.Device.Value, Reason = d.Reason },
+            SeriesPublished p => stored with { Series = p.Series.Value, TermEnd = p.TermEnd },
             _ => stored,
         };
     }

@@ -37,27 +37,48 @@ public sealed class StudentAbsencesProjection : MultiStreamProjection<StudentAbs
     }
 }
 
-/// <summary>Cancellations per teacher per month: <see cref="TeacherMonthCancellations"/>.</summary>
+/// <summary>
+/// Cancellations per teacher per month: <see cref="TeacherMonthCancellations"/>. A series version that ends earlier
+/// (a timetable change continues the lesson as a new series, and the school records the teacher's later cancellations
+/// again on it) drops the series' cancellations after its new last day, so payroll counts each lesson once.
+/// </summary>
 public sealed class TeacherMonthCancellationsProjection : MultiStreamProjection<TeacherMonthCancellations, string>
 {
+    // A term is at most a school year: the months after a series' new last day that can hold its cancellations.
+    private const int MonthsOfATerm = 12;
+
     /// <summary>Groups cancellations by account and the month of the cancelled occurrence.</summary>
     public TeacherMonthCancellationsProjection()
     {
-        Identities<SchoolLogEvent>(e => e.Type == "lesson.cancelled" && e.Occurrence is { } o ? [$"{e.Account}/{Month(o)}"] : []);
+        Identities<SchoolLogEvent>(e => e switch
+        {
+            { Type: "lesson.cancelled", Occurrence: { } o } => [$"{e.Account}/{Month(o)}"],
+            { Type: "series.published", TermEnd: { } end } =>
+                [.. Enumerable.Range(0, MonthsOfATerm + 1).Select(k => $"{e.Account}/{end.AddMonths(k).ToString("yyyy-MM", CultureInfo.InvariantCulture)}")],
+            _ => [],
+        });
     }
 
     /// <inheritdoc />
     public override TeacherMonthCancellations? Evolve(TeacherMonthCancellations? snapshot, string id, IEvent e)
     {
         ArgumentNullException.ThrowIfNull(e);
-        if (e.Data is not SchoolLogEvent { Occurrence: { } occurrence } ev)
+        switch (e.Data)
         {
-            return snapshot;
-        }
+            case SchoolLogEvent { Type: "series.published", Series: { } series, TermEnd: { } end } when snapshot is not null:
+                foreach (var ended in snapshot.Cancelled.Keys.Where(k => OccurrenceId.Parse(k) is var o && o.Series.Value == series && o.Date > end).ToList())
+                {
+                    snapshot.Cancelled.Remove(ended);
+                }
 
-        snapshot ??= new TeacherMonthCancellations { Id = id, Account = ev.Account, Month = Month(occurrence) };
-        snapshot.Cancelled[occurrence] = ev.Reason ?? string.Empty;
-        return snapshot;
+                return snapshot;
+            case SchoolLogEvent { Type: "lesson.cancelled", Occurrence: { } occurrence } ev:
+                snapshot ??= new TeacherMonthCancellations { Id = id, Account = ev.Account, Month = Month(occurrence) };
+                snapshot.Cancelled[occurrence] = ev.Reason ?? string.Empty;
+                return snapshot;
+            default:
+                return snapshot;
+        }
     }
 
     private static string Month(string occurrence) =>
