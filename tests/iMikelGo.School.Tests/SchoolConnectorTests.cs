@@ -237,15 +237,8 @@ public sealed class SchoolConnectorTests
     public async Task A_new_timetable_version_leaves_the_past_and_a_teachers_cancellation_as_they_are_so_payroll_keeps_it()
     {
         await using var world = new ConnectorWorld();
-        var school = await world.InitAsync("musikschule");
-        var json = Json.DocBlock("json");
-        await school.ImportAsync("json", json, null, None);
-        await school.PublishAsync(null, None);
-        await world.StartRelayAsync(school.Accounts);
+        var (school, device, json) = await PublishedWithAnnasPhoneAsync(world);
         var anna = new AccountId("anna");
-        var device = await world.EnrolledDeviceAsync("phone", await school.IssueLicenseAsync(anna, None));
-        (await school.SyncAsync(null, null, None)).Failures.Should().BeEmpty();
-        await device.SyncAsync(null, None);
 
         // Anna cancels two Monday piano lessons, one before and one after the new version's effective date.
         var piano = new SeriesId("piano-anna-1");
@@ -288,15 +281,8 @@ public sealed class SchoolConnectorTests
     public async Task A_teachers_decisions_after_the_effective_date_carry_over_when_a_changed_lesson_continues_as_a_new_series()
     {
         await using var world = new ConnectorWorld();
-        var school = await world.InitAsync("musikschule");
-        var json = Json.DocBlock("json");
-        await school.ImportAsync("json", json, null, None);
-        await school.PublishAsync(null, None);
-        await world.StartRelayAsync(school.Accounts);
+        var (school, device, json) = await PublishedWithAnnasPhoneAsync(world);
         var anna = new AccountId("anna");
-        var device = await world.EnrolledDeviceAsync("phone", await school.IssueLicenseAsync(anna, None));
-        (await school.SyncAsync(null, null, None)).Failures.Should().BeEmpty();
-        await device.SyncAsync(null, None);
 
         // Anna cancels Monday 5 Oct and moves Monday 12 Oct to Tuesday 13 Oct, 18:00 in room 102.
         var piano = new SeriesId("piano-anna-1");
@@ -327,6 +313,20 @@ public sealed class SchoolConnectorTests
             l => l.Date == new DateOnly(2026, 10, 13) && l.Start == new TimeOnly(18, 0) && l.Room == new RoomId("r102") && l.Occurrence.Series.Value == "piano-anna-1.2",
             "the new series' lesson of 12 Oct is where Anna moved it");
         weekTwelve[0].Students.Select(s => s.Id.Value).Should().Equal(["lea"]);
+    }
+
+    /// <summary>The documented JSON school published through the relay, and a phone of Anna's enrolled and synced.</summary>
+    private static async Task<(SchoolConnector School, TeacherDevice Device, string Json)> PublishedWithAnnasPhoneAsync(ConnectorWorld world)
+    {
+        var school = await world.InitAsync("musikschule");
+        var json = Json.DocBlock("json");
+        await school.ImportAsync("json", json, null, None);
+        await school.PublishAsync(null, None);
+        await world.StartRelayAsync(school.Accounts);
+        var device = await world.EnrolledDeviceAsync("phone", await school.IssueLicenseAsync(new AccountId("anna"), None));
+        (await school.SyncAsync(null, null, None)).Failures.Should().BeEmpty();
+        await device.SyncAsync(null, None);
+        return (school, device, json);
     }
 
     /// <summary>A device on its default channel (the relay hand-off) while the connector answers the enrollment queue.</summary>
