@@ -2,7 +2,9 @@ using System.Text;
 using FluentAssertions;
 using IMikelGo.Device;
 using IMikelGo.Engine;
+using IMikelGo.Engine.Chains;
 using IMikelGo.Engine.Events;
+using IMikelGo.Engine.Signing;
 using IMikelGo.School.Connector;
 using Xunit;
 
@@ -313,6 +315,36 @@ public sealed class SchoolConnectorTests
             l => l.Date == new DateOnly(2026, 10, 13) && l.Start == new TimeOnly(18, 0) && l.Room == new RoomId("r102") && l.Occurrence.Series.Value == "piano-anna-1.2",
             "the new series' lesson of 12 Oct is where Anna moved it");
         weekTwelve[0].Students.Select(s => s.Id.Value).Should().Equal(["lea"]);
+    }
+
+    [Fact]
+    public async Task A_connector_reopened_on_another_day_diffs_against_the_versions_it_published_with_their_effective_dates()
+    {
+        await using var world = new ConnectorWorld();
+        var school = await world.InitAsync("musikschule");
+        var json = Json.DocBlock("json");
+        await school.ImportAsync("json", json, null, None);
+        await school.PublishAsync(null, None);
+
+        // Max leaves ensemble A from 1 Oct: piano continues as piano-anna-1.2.
+        var withoutMax = json.Replace(", { \"id\": \"max\", \"name\": \"Max K.\" }", "", StringComparison.Ordinal);
+        await school.ImportAsync("json", withoutMax, null, None);
+        await school.PublishAsync(null, new DateOnly(2026, 10, 1), None);
+
+        // Restarted (the replay of the imports must use the dates they were published with, not the day of the restart),
+        // then the piano lesson is renamed from 2 Nov: piano-anna-1.2 ends on 1 Nov and piano-anna-1.2.2 takes over.
+        school = await world.ReopenAsync();
+        await school.ImportAsync("json", withoutMax.Replace("\"subject\": \"Klavier\"", "\"subject\": \"Klavierensemble\"", StringComparison.Ordinal), null, None);
+        await school.PublishAsync(null, new DateOnly(2026, 11, 2), None);
+
+        var anna = new Replica(new AccountId("anna"), ReplicaKey.Create());
+        anna.Ledger.IngestLines((await world.Store!.ReadEventsAsync(None)).Where(e => e.Account == "anna").Select(e => e.Line)).Refused.Should().BeEmpty();
+        var piano = anna.Calendar.Lessons().Where(l => l.Occurrence.Series.Value.StartsWith("piano-anna-1", StringComparison.Ordinal)).OrderBy(l => l.Date).ToList();
+        var mondays = Enumerable.Range(0, 14).Select(w => new DateOnly(2026, 9, 14).AddDays(7 * w)).Where(d => d != new DateOnly(2026, 10, 26)).ToList();
+        piano.Select(l => l.Date).Should().Equal(mondays, "every Monday of the term has exactly one piano lesson (26 Oct is a holiday)");
+        piano.Should().OnlyContain(l => l.Occurrence.Series.Value == (l.Date < new DateOnly(2026, 10, 1) ? "piano-anna-1" : l.Date < new DateOnly(2026, 11, 2) ? "piano-anna-1.2" : "piano-anna-1.2.2"),
+            "each version holds the weeks from its effective date to the next one");
+        piano.Should().OnlyContain(l => l.Subject == (l.Date < new DateOnly(2026, 11, 2) ? "Klavier" : "Klavierensemble"));
     }
 
     /// <summary>The documented JSON school published through the relay, and a phone of Anna's enrolled and synced.</summary>

@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using System.Globalization;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
@@ -35,6 +36,7 @@ public sealed partial class SchoolConnector : IAsyncDisposable
     private const string PersonnelPrefix = "personnel/";
     private const string RosterPrefix = "roster/";
     private const string DeviceKeyPrefix = "device-key/";
+    private const string EffectiveFromPrefix = "import-effective-from/";
 
     private readonly ISchoolConnectorStore _store;
     private readonly SchoolConnectorSettings _options;
@@ -220,6 +222,15 @@ public sealed partial class SchoolConnector : IAsyncDisposable
 
                 stored.AddRange(OwnSince(replica, before));
                 progress?.Report(new SchoolProgress("publishing", ++done, byAccount.Count));
+            }
+
+            // The publisher's baseline is rebuilt from the published imports after a restart, each with the date it took
+            // effect (replayed with the day of the restart instead, it would plan the next version against series terms
+            // that were never published). Written first: an import not marked published is published again anyway.
+            if (PendingImport is { } import)
+            {
+                await _store.SetValueAsync(EffectiveFromPrefix + import.ToString(CultureInfo.InvariantCulture),
+                    Encoding.UTF8.GetBytes(result.EffectiveFrom.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)), cancellationToken).ConfigureAwait(false);
             }
 
             await _store.AppendEventsAsync(stored, acknowledged: false, PendingImport, cancellationToken).ConfigureAwait(false);
@@ -443,7 +454,11 @@ public sealed partial class SchoolConnector : IAsyncDisposable
             var timetable = Load(import.Format, import.Content, import.Solution);
             if (import.Published)
             {
-                _publisher.Publish(timetable);
+                var effective = await _store.GetValueAsync(EffectiveFromPrefix + import.Version.ToString(CultureInfo.InvariantCulture), cancellationToken).ConfigureAwait(false);
+                _publisher.Publish(timetable, new PublishOptions
+                {
+                    EffectiveFrom = effective is null ? null : DateOnly.ParseExact(Encoding.UTF8.GetString(effective), "yyyy-MM-dd", CultureInfo.InvariantCulture),
+                });
                 PendingTimetable = null;
                 PendingImport = null;
             }
