@@ -318,6 +318,43 @@ public sealed class SchoolConnectorTests
     }
 
     [Fact]
+    public async Task Records_made_offline_on_lessons_that_continued_as_a_new_series_meanwhile_are_carried_over_when_they_arrive()
+    {
+        await using var world = new ConnectorWorld();
+        var (school, device, json) = await PublishedWithAnnasPhoneAsync(world);
+        var anna = new AccountId("anna");
+
+        // Offline, Anna cancels Monday 12 Oct and records Lea and Max absent on 5 Oct.
+        var piano = new SeriesId("piano-anna-1");
+        var fifth = new OccurrenceId(piano, new DateOnly(2026, 10, 5));
+        (await device.CancelAsync(new OccurrenceId(piano, new DateOnly(2026, 10, 12)), CancellationReason.TeacherIll, true, null, None)).Succeeded.Should().BeTrue();
+        (await device.RecordAbsenceAsync(fifth, new StudentId("lea"), true, "ill", None)).Succeeded.Should().BeTrue();
+        (await device.RecordAbsenceAsync(fifth, new StudentId("max"), false, null, None)).Succeeded.Should().BeTrue();
+
+        // Meanwhile Max leaves ensemble A from 1 Oct: piano continues as piano-anna-1.2; the connector restarts.
+        await school.ImportAsync("json", json.Replace(", { \"id\": \"max\", \"name\": \"Max K.\" }", "", StringComparison.Ordinal), null, None);
+        await school.PublishAsync(null, new DateOnly(2026, 10, 1), None);
+        (await school.SyncAsync(anna, null, None)).Failures.Should().BeEmpty();
+        school = await world.ReopenAsync();
+
+        await device.SyncAsync(null, None);
+        (await school.SyncAsync(anna, null, None)).EventsReceived.Should().Be(3);
+        (await school.SyncAsync(anna, null, None)).Failures.Should().BeEmpty();
+        await device.SyncAsync(null, None);
+
+        school.Report().Cancellations.Should().ContainSingle(c => c.Account == "anna").Which.Should().Match<TeacherMonthLine>(c => c.Month == "2026-10" && c.Cancellations == 1);
+        var next = new SeriesId("piano-anna-1.2");
+        device.Week(new DateOnly(2026, 10, 12)).Where(l => l.Occurrence.Series.Value.StartsWith("piano-anna-1", StringComparison.Ordinal)).Should()
+            .ContainSingle().Which.Should().Match<WeekLesson>(l => l.Occurrence == new OccurrenceId(next, new DateOnly(2026, 10, 12)) && l.Status == Engine.Merge.LessonStatus.Cancelled);
+        device.Week(new DateOnly(2026, 10, 5)).Where(l => l.Occurrence.Series.Value.StartsWith("piano-anna-1", StringComparison.Ordinal)).Should()
+            .ContainSingle().Which.Students.Should().ContainSingle().Which.Should().Be(new LessonStudent(new StudentId("lea"), "Lea M.", true),
+                "Lea's absence is carried over; Max no longer belongs to the lesson");
+
+        // Carried once: a further sync sends and receives nothing new.
+        (await school.SyncAsync(anna, null, None)).Should().Match<SchoolSyncResult>(r => r.EventsSent == 0 && r.EventsReceived == 0);
+    }
+
+    [Fact]
     public async Task A_connector_reopened_on_another_day_diffs_against_the_versions_it_published_with_their_effective_dates()
     {
         await using var world = new ConnectorWorld();

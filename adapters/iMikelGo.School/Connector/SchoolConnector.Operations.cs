@@ -520,6 +520,23 @@ public sealed partial class SchoolConnector
                 .Concat(replica.Ledger.Unapplied().Where(e => e.Event.Account == Account))
                 .DistinctBy(e => e.Event.Hash.Hex, StringComparer.Ordinal)
                 .Select(ToStored).ToList();
+            // Teachers' records on lessons that continued as a new series while they were offline are recorded again by
+            // the school on the new series (sent with the next push). Stored before the received events: after a crash
+            // in between, the page is pulled again and carried again, which changes nothing in the calendar.
+            var before = replica.Position.Seq;
+            var carried = connector._publisher.CarryOver(Account,
+                report.Applied.Where(e => e.Replica != Id).Select(e => e.Payload));
+            if (carried.Count > 0)
+            {
+                var recorded = replica.RecordBatch(carried);
+                if (!recorded.Succeeded)
+                {
+                    throw new InvalidOperationException($"the school could not carry teachers' records over to a continued lesson of {Account}: {recorded.Error}");
+                }
+
+                await connector._store.AppendEventsAsync([.. OwnSince(replica, before)], acknowledged: false, null, cancellationToken).ConfigureAwait(false);
+            }
+
             if (store.Count > 0)
             {
                 NewEvents += await connector._store.AppendEventsAsync(store, acknowledged: true, null, cancellationToken).ConfigureAwait(false);

@@ -303,6 +303,7 @@ public sealed class TimetablePublisher
                             {
                                 payloads.Add(next);
                                 plan.Carried.AddRange(CarriedOver(old.Published, next));
+                                plan.Series[seriesId] = plan.Series[seriesId] with { ContinuedAs = id };
                                 plan.Series[id] = new PublishedSeries(n with { Series = id }, next, true);
                                 lessons.Add(n with { Series = id });
                             }
@@ -379,7 +380,80 @@ public sealed class TimetablePublisher
         return plans;
     }
 
-    private sealed record PublishedSeries(WeeklyLesson Effective, SeriesPublished Published, bool Active);
+    /// <summary>
+    /// School-authored events that carry teachers' records which reached the school after their lesson continued as a
+    /// new series (students, subject or term changed) over to it: from the day it continued on, the old series'
+    /// occurrences no longer exist, so an absence, cancellation, move or lesson held recorded offline on one of them is
+    /// recorded again on the new series' lesson of the same week (absences only for students still taught there).
+    /// </summary>
+    /// <param name="account">The account.</param>
+    /// <param name="records">Teachers' events, newly received, in causal order.</param>
+    /// <returns>The events to record, in the same order; empty when no record concerns a continued occurrence.</returns>
+    public IReadOnlyList<LessonEvent> CarryOver(AccountId account, IEnumerable<LessonEvent> records)
+    {
+        ArgumentNullException.ThrowIfNull(records);
+        if (!_accounts.TryGetValue(account, out var state))
+        {
+            return [];
+        }
+
+        var carried = new List<LessonEvent>();
+        foreach (var record in records)
+        {
+            var occurrence = record switch
+            {
+                StudentAbsent a => a.Occurrence,
+                AbsenceWithdrawn w => w.Occurrence,
+                LessonCancelled c => c.Occurrence,
+                LessonRescheduled r => r.Occurrence,
+                LessonHeld h => h.Occurrence,
+                _ => (OccurrenceId?)null,
+            };
+            if (occurrence is not { } from || Successor(state, from) is not { } to)
+            {
+                continue;
+            }
+
+            var students = state.Series[to.Series].Published.Students;
+            LessonEvent? again = record switch
+            {
+                StudentAbsent a when students.Contains(a.Student) => a with { Occurrence = to },
+                AbsenceWithdrawn w when students.Contains(w.Student) => w with { Occurrence = to },
+                LessonCancelled c => c with { Occurrence = to },
+                LessonRescheduled r => r with { Occurrence = to },
+                LessonHeld h => h with { Occurrence = to },
+                _ => null,
+            };
+            if (again is not null)
+            {
+                carried.Add(again);
+            }
+        }
+
+        return carried;
+    }
+
+    // The occurrence that stands for a continued series' occurrence after the day it continued (following further
+    // continuations), or null when the occurrence still exists or its week has no lesson in the new series.
+    private static OccurrenceId? Successor(AccountState state, OccurrenceId occurrence)
+    {
+        var at = occurrence;
+        while (state.Series.TryGetValue(at.Series, out var series) && series.ContinuedAs is { } nextId && at.Date > series.Published.TermEnd &&
+            state.Series.TryGetValue(nextId, out var next))
+        {
+            var target = at.Date.AddDays(next.Published.Weekday - series.Published.Weekday);
+            if (target < next.Published.TermStart || target > next.Published.TermEnd || state.Holidays.Any(h => target >= h.From && target <= h.To))
+            {
+                return null;
+            }
+
+            at = new OccurrenceId(nextId, target);
+        }
+
+        return at == occurrence ? null : at;
+    }
+
+    private sealed record PublishedSeries(WeeklyLesson Effective, SeriesPublished Published, bool Active, SeriesId? ContinuedAs = null);
 
     private sealed class AccountState(Replica replica)
     {
