@@ -56,6 +56,24 @@ public sealed class JsonCsvImportTests
     }
 
     [Fact]
+    public void A_JSON_property_given_twice_is_refused_instead_of_one_value_being_dropped()
+    {
+        var twice = Json.DocBlock("json").Replace("\"teacher\": \"anna\"", "\"teacher\": \"anna\", \"teacher\": \"ben\"", StringComparison.Ordinal);
+        var load = () => JsonSchoolDataSource.FromJson(twice).Load();
+        load.Should().Throw<SchoolImportException>().Which.Message.Should().StartWith("$: not valid JSON").And.Contain("teacher");
+    }
+
+    [Fact]
+    public async Task An_import_stored_before_duplicate_properties_were_refused_still_opens()
+    {
+        await using var world = new ConnectorWorld();
+        await world.InitAsync("musikschule");
+        var twice = Json.DocBlock("json").Replace("\"teacher\": \"anna\"", "\"teacher\": \"anna\", \"teacher\": \"anna\"", StringComparison.Ordinal);
+        await world.Store!.AddImportAsync("json", null, twice, CancellationToken.None);
+        (await world.ReopenAsync()).PendingTimetable.Should().NotBeNull("what the store accepted is replayed as it was accepted");
+    }
+
+    [Fact]
     public void CSV_errors_name_line_and_column()
     {
         var csv = Json.DocBlock("csv").Replace("wednesday", "someday", StringComparison.Ordinal);

@@ -349,10 +349,10 @@ public sealed partial class SchoolConnector : IAsyncDisposable
         }
     }
 
-    private static SchoolTimetable Load(string format, string content, string? solution) => format switch
+    private static SchoolTimetable Load(string format, string content, string? solution, bool stored = false) => format switch
     {
         "xhstt" => XhsttSchoolDataSource.FromXml(content, new XhsttImportOptions { SolutionGroup = solution }).Load(),
-        "json" => JsonSchoolDataSource.FromJson(content).Load(),
+        "json" => (stored ? JsonSchoolDataSource.FromStoredJson(content) : JsonSchoolDataSource.FromJson(content)).Load(),
         _ => throw new ArgumentException($"unknown import format '{format}' (xhstt or json)", nameof(format)),
     };
 
@@ -451,7 +451,7 @@ public sealed partial class SchoolConnector : IAsyncDisposable
         // The publisher's baseline: replay the published imports into a scratch publisher (its replicas are never exported).
         foreach (var import in await _store.ImportsAsync(cancellationToken).ConfigureAwait(false))
         {
-            var timetable = Load(import.Format, import.Content, import.Solution);
+            var timetable = Load(import.Format, import.Content, import.Solution, stored: true);
             if (import.Published)
             {
                 var effective = await _store.GetValueAsync(EffectiveFromPrefix + import.Version.ToString(CultureInfo.InvariantCulture), cancellationToken).ConfigureAwait(false);

@@ -14,8 +14,13 @@ namespace IMikelGo.School.Import;
 public sealed class JsonSchoolDataSource : ISchoolDataSource
 {
     private readonly Func<string> _read;
+    private readonly bool _allowDuplicateProperties;
 
-    private JsonSchoolDataSource(Func<string> read) => _read = read;
+    private JsonSchoolDataSource(Func<string> read, bool allowDuplicateProperties = false)
+    {
+        _read = read;
+        _allowDuplicateProperties = allowDuplicateProperties;
+    }
 
     /// <summary>Reads the file at <paramref name="path"/>.</summary>
     public static JsonSchoolDataSource FromFile(string path)
@@ -31,13 +36,23 @@ public sealed class JsonSchoolDataSource : ISchoolDataSource
         return new(() => json);
     }
 
+    /// <summary>
+    /// Reads an import the connector stored before duplicate properties were refused: it was accepted (and may be
+    /// published), so replaying it must not fail.
+    /// </summary>
+    internal static JsonSchoolDataSource FromStoredJson(string json) => new(() => json, allowDuplicateProperties: true);
+
     /// <inheritdoc />
     public SchoolTimetable Load()
     {
         JsonDocument doc;
         try
         {
-            doc = JsonDocument.Parse(_read(), new JsonDocumentOptions { AllowTrailingCommas = false, CommentHandling = JsonCommentHandling.Disallow });
+            // A property given twice ("teacher": "anna", "teacher": "ben") is ambiguous: one of them would be dropped silently.
+            doc = JsonDocument.Parse(_read(), new JsonDocumentOptions
+            {
+                AllowTrailingCommas = false, CommentHandling = JsonCommentHandling.Disallow, AllowDuplicateProperties = _allowDuplicateProperties,
+            });
         }
         catch (JsonException ex)
         {
