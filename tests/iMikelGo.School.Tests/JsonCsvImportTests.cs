@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.RegularExpressions;
 using FluentAssertions;
 using IMikelGo.School.Import;
@@ -71,6 +72,56 @@ public sealed class JsonCsvImportTests
         var twice = Json.DocBlock("json").Replace("\"teacher\": \"anna\"", "\"teacher\": \"anna\", \"teacher\": \"anna\"", StringComparison.Ordinal);
         await world.Store!.AddImportAsync("json", null, twice, CancellationToken.None);
         (await world.ReopenAsync()).PendingTimetable.Should().NotBeNull("what the store accepted is replayed as it was accepted");
+    }
+
+    [Fact]
+    public async Task A_file_that_is_not_UTF_8_is_refused_naming_the_byte_instead_of_importing_replacement_characters()
+    {
+        await using var world = new ConnectorWorld();
+        var school = await world.InitAsync("musikschule");
+        var file = Path.Combine(Path.GetTempPath(), $"latin1-{Guid.NewGuid():N}.json");
+        var json = Json.DocBlock("json").Replace("Anna Keller", "Anna Kellér", StringComparison.Ordinal);
+        await File.WriteAllBytesAsync(file, Encoding.Latin1.GetBytes(json));
+        try
+        {
+            var import = () => school.ImportFileAsync(file, null, CancellationToken.None);
+            (await import.Should().ThrowAsync<SchoolImportException>()).Which.Message.Should()
+                .Be($"{file}: not valid utf-8 text (byte {json.IndexOf('é', StringComparison.Ordinal)}); save the file as UTF-8");
+            (await world.Store!.ImportsAsync(CancellationToken.None)).Should().BeEmpty();
+            var csv = () => CsvSchoolDataSource.FromFile(file, "Musikschule", Json.Example().Term).Load();
+            csv.Should().Throw<SchoolImportException>().Which.Message.Should().Contain("not valid utf-8");
+
+            // With a byte order mark, UTF-16 is read as what it is.
+            await File.WriteAllBytesAsync(file, [.. Encoding.Unicode.Preamble, .. Encoding.Unicode.GetBytes(json)]);
+            (await school.ImportFileAsync(file, null, CancellationToken.None)).Teachers[0].Name.Should().Be("Anna Kellér");
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [SharedFileFact(Repo.SpainSchool)]
+    public async Task An_XHSTT_archive_is_read_in_the_encoding_its_declaration_names()
+    {
+        await using var world = new ConnectorWorld();
+        var school = await world.InitAsync("es-ss-08");
+        var xml = (await File.ReadAllTextAsync(Repo.SpainSchoolPath)).Replace("<Name>Spanish school</Name>", "<Name>Escola Pública Sant Martí</Name>", StringComparison.Ordinal);
+        var file = Path.Combine(Path.GetTempPath(), $"latin1-{Guid.NewGuid():N}.xml");
+        await File.WriteAllBytesAsync(file, Encoding.Latin1.GetBytes("<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\n" + xml));
+        try
+        {
+            (await school.ImportFileAsync(file, null, CancellationToken.None)).School.Should().Be("Escola Pública Sant Martí");
+
+            // Declared UTF-8 but Latin-1 bytes: refused, not imported with replacement characters.
+            await File.WriteAllBytesAsync(file, Encoding.Latin1.GetBytes("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n" + xml));
+            var import = () => school.ImportFileAsync(file, null, CancellationToken.None);
+            (await import.Should().ThrowAsync<SchoolImportException>()).Which.Message.Should().Contain("not valid utf-8 text (byte ");
+        }
+        finally
+        {
+            File.Delete(file);
+        }
     }
 
     [Fact]

@@ -143,10 +143,12 @@ public sealed partial class SchoolConnector : IAsyncDisposable
     }
 
     /// <summary>Imports a file (format by extension: .xml → xhstt, .json → json).</summary>
-    public Task<SchoolTimetable> ImportFileAsync(string path, string? solution, CancellationToken cancellationToken)
+    /// <exception cref="SchoolImportException">The file is not valid text in its encoding, or its timetable is inconsistent.</exception>
+    public async Task<SchoolTimetable> ImportFileAsync(string path, string? solution, CancellationToken cancellationToken)
     {
         var format = Path.GetExtension(path).Equals(".xml", StringComparison.OrdinalIgnoreCase) ? "xhstt" : "json";
-        return ImportAsync(format, File.ReadAllText(path), solution, cancellationToken);
+        var content = ImportText.Decode(await File.ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false), path, xml: format == "xhstt");
+        return await ImportAsync(format, content, solution, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>

@@ -33,7 +33,7 @@ public sealed class CsvSchoolDataSource : ISchoolDataSource
     public static CsvSchoolDataSource FromFile(string path, string school, SchoolTerm term)
     {
         ArgumentNullException.ThrowIfNull(path);
-        return new(() => File.ReadAllText(path, Encoding.UTF8), school, term);
+        return new(() => ImportText.Decode(File.ReadAllBytes(path), path, xml: false), school, term);
     }
 
     /// <summary>Reads CSV text.</summary>

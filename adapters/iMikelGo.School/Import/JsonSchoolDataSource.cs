@@ -26,7 +26,7 @@ public sealed class JsonSchoolDataSource : ISchoolDataSource
     public static JsonSchoolDataSource FromFile(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
-        return new(() => File.ReadAllText(path));
+        return new(() => ImportText.Decode(File.ReadAllBytes(path), path, xml: false));
     }
 
     /// <summary>Reads <paramref name="json"/>.</summary>
