@@ -239,9 +239,23 @@ internal static partial class SchoolCommands
     private static string? PostgresOf(ParseResult parse, Common common) =>
         parse.GetResult(common.Postgres) is not null
             ? parse.GetValue(common.Postgres) is { } option && !string.IsNullOrWhiteSpace(option)
-                ? option
+                ? Parsable(option)
                 : throw new ArgumentException("--postgres needs a connection string (e.g. 'Host=db;Username=school;Password=…;Database=school'); it was empty")
         : Environment.GetEnvironmentVariable("IMIKELGO_SCHOOL_POSTGRES") is { Length: > 0 } env ? env : null;
+
+    // Npgsql answers an empty key ("Host=db;;=x") with a KeyNotFoundException, which read as an unknown account (exit 22).
+    private static string Parsable(string connection)
+    {
+        try
+        {
+            _ = new Npgsql.NpgsqlConnectionStringBuilder(connection);
+            return connection;
+        }
+        catch (KeyNotFoundException)
+        {
+            throw new ArgumentException("--postgres is not a valid connection string: a key is empty (e.g. 'Host=db;Username=school;Password=…;Database=school')");
+        }
+    }
 
     /// <summary>
     /// Opens the store (creating it only for init) and maps every expected failure to one line on stderr and an exit code.

@@ -106,6 +106,18 @@ public sealed class SchoolCliAdversarialTests : IDisposable
         Directory.Exists(SchoolDir).Should().BeFalse("nothing fell back to the embedded store");
     }
 
+    [Fact]
+    public async Task A_connection_string_with_an_empty_key_is_a_usage_error_not_an_unknown_account()
+    {
+        foreach (var connection in new[] { "garbage;;=", "Host;;=" })
+        {
+            (await FailsAsync(LogCheck.ExitUsage, "report", "--postgres", connection)).Should().Be(
+                "error: --postgres is not a valid connection string: a key is empty (e.g. 'Host=db;Username=school;Password=…;Database=school')");
+        }
+
+        Directory.Exists(SchoolDir).Should().BeFalse("nothing fell back to the embedded store");
+    }
+
     [PostgresFact]
     public async Task Bad_and_reserved_schema_names_are_refused_before_any_sql()
     {
