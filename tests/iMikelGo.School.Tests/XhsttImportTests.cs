@@ -79,6 +79,18 @@ public sealed class XhsttImportTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_huge_id_is_clipped_in_the_error_instead_of_echoed_whole()
+    {
+        var huge = new string('X', 1_000_000);
+        var xml = MiniArchive().Replace("<Event Reference=\"E1\">", $"<Event Reference=\"{huge}\">", StringComparison.Ordinal);
+        var act = () => XhsttSchoolDataSource.FromXml(xml, new XhsttImportOptions { SolutionGroup = "S1" }).Load();
+        var ex = act.Should().Throw<SchoolImportException>().Which;
+        ex.Element.Should().Contain($"Event[@Reference='{huge[..64]}…']").And.Contain("(line ");
+        ex.Message.Should().Contain("refers to unknown event");
+        ex.Message.Length.Should().BeLessThan(1000);
+    }
+
+    [Fact]
     public void Ids_are_mapped_deterministically_and_collision_safe()
     {
         IdMapper.Slug("Ñoño Müller-Lüdenscheidt, Straße 5").Should().Be("nono-muller-ludenscheidt-strasse-5");

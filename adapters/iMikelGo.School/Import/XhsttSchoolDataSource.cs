@@ -378,7 +378,10 @@ public sealed class XhsttSchoolDataSource : ISchoolDataSource
             }
         }
 
-        private static SchoolImportException Error(XObject at, string problem) => new(Path(at), problem);
+        private static SchoolImportException Error(XObject at, string problem) => new(Path(at), Clip(problem, 300));
+
+        // Ids and references are echoed into errors: a 50 MB attribute must not become a 50 MB error line.
+        private static string Clip(string text, int max) => text.Length <= max ? text : string.Concat(text.AsSpan(0, max), "…");
 
         /// <summary>An XPath-like location: element names with their Id or Reference, or their position, and the line.</summary>
         private static string Path(XObject at)
@@ -386,7 +389,7 @@ public sealed class XhsttSchoolDataSource : ISchoolDataSource
             var parts = new List<string>();
             for (var e = at as XElement ?? at.Parent; e is not null; e = e.Parent)
             {
-                var key = (string?)e.Attribute("Id") ?? (string?)e.Attribute("Reference");
+                var key = ((string?)e.Attribute("Id") ?? (string?)e.Attribute("Reference")) is { } k ? Clip(k, 64) : null;
                 var part = key is not null
                     ? $"{e.Name.LocalName}[@{(e.Attribute("Id") is null ? "Reference" : "Id")}='{key}']"
                     : e.Name.LocalName;
