@@ -135,6 +135,22 @@ public sealed class SchoolConnectorOutcomeTests
         (await tablet.SyncAsync(null, None)).Wiped.Should().BeTrue();
     }
 
+    [Fact]
+    public async Task A_wipe_whose_relay_request_throws_has_still_deactivated_the_accounts_licenses()
+    {
+        await using var world = new ConnectorWorld();
+        var school = await world.InitAsync("small-school");
+        await school.ImportAsync("json", Timetable, null, None);
+        await school.PublishAsync(null, None);
+        await school.IssueLicenseAsync(Anna, None);
+
+        // No relay certificate pin configured: the relay client refuses to be created.
+        var wipe = () => school.WipeAsync(Anna, null, "left the school", None);
+        await wipe.Should().ThrowAsync<InvalidOperationException>();
+        var licenses = await world.Store!.ListValuesAsync("personnel/", None);
+        System.Text.Encoding.UTF8.GetString(licenses.Should().ContainSingle().Which.Value).Should().Contain("\"active\":false", "the wipe is recorded; only its sending waits for the next sync");
+    }
+
     private static string Timetable => """
         {
           "school": "Musikschule Klein",

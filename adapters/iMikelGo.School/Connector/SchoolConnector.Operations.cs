@@ -236,6 +236,10 @@ public sealed partial class SchoolConnector
             if (device is null)
             {
                 await _store.SetValueAsync($"{RevocationPrefix}{account.Value}/*", Encoding.UTF8.GetBytes(reason), cancellationToken).ConfigureAwait(false);
+
+                // Before the relay is asked: a relay request that throws (e.g. no certificate pin configured) left the
+                // devices revoked but the licenses active, and a repeated wipe found nothing to revoke and threw again.
+                await DeactivateLicensesAsync(account, cancellationToken).ConfigureAwait(false);
             }
 
             await SendRevocationsAsync(failures, cancellationToken).ConfigureAwait(false);
@@ -244,11 +248,6 @@ public sealed partial class SchoolConnector
         finally
         {
             _gate.Release();
-        }
-
-        if (device is null)
-        {
-            await DeactivateLicensesAsync(account, cancellationToken).ConfigureAwait(false);
         }
 
         return new SchoolWipeResult(revoked, reached, reached ? null : failures.FirstOrDefault() ?? "the relay was not reached");
