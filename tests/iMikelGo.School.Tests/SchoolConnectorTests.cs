@@ -355,6 +355,22 @@ public sealed class SchoolConnectorTests
     }
 
     [Fact]
+    public async Task A_term_longer_than_a_school_year_is_refused_at_import_and_nothing_is_kept()
+    {
+        await using var world = new ConnectorWorld();
+        var school = await world.InitAsync("musikschule");
+        var json = Json.DocBlock("json");
+        var act = () => school.ImportAsync("json", json.Replace("\"end\": \"2026-12-18\"", "\"end\": \"9999-12-18\"", StringComparison.Ordinal), null, None);
+        (await act.Should().ThrowAsync<IMikelGo.School.Model.SchoolImportException>()).Which.Message.Should()
+            .Contain("term").And.Contain("2026-09-14 to 9999-12-18").And.Contain("at most one school year (400 days)");
+        (await world.Store!.ImportsAsync(None)).Should().BeEmpty("nothing of the refused import is kept");
+        school.PendingTimetable.Should().BeNull();
+
+        // A school year of 400 days is accepted.
+        await school.ImportAsync("json", json.Replace("\"end\": \"2026-12-18\"", "\"end\": \"2027-10-18\"", StringComparison.Ordinal), null, None);
+    }
+
+    [Fact]
     public async Task A_connector_reopened_on_another_day_diffs_against_the_versions_it_published_with_their_effective_dates()
     {
         await using var world = new ConnectorWorld();

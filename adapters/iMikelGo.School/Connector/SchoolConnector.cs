@@ -38,6 +38,9 @@ public sealed partial class SchoolConnector : IAsyncDisposable
     private const string DeviceKeyPrefix = "device-key/";
     private const string EffectiveFromPrefix = "import-effective-from/";
 
+    /// <summary>The longest term an import may have: a school year with room for an early start.</summary>
+    public const int MaxTermDays = 400;
+
     private readonly ISchoolConnectorStore _store;
     private readonly SchoolConnectorSettings _options;
     private readonly SchoolRoot _root;
@@ -136,6 +139,17 @@ public sealed partial class SchoolConnector : IAsyncDisposable
     {
         var timetable = Load(format, content, solution);
         TimetableValidator.Validate(timetable);
+
+        // Every publish plans each lesson's occurrences day by day: a term typed a millennium long would publish hundreds
+        // of thousands of events (and take gigabytes) before anyone noticed. Checked here, on new input only, so that
+        // imports a store accepted before still replay when it opens.
+        var days = timetable.Term.End.DayNumber - timetable.Term.Start.DayNumber + 1;
+        if (days > MaxTermDays)
+        {
+            throw new SchoolImportException("term",
+                $"spans {days} days ({timetable.Term.Start:yyyy-MM-dd} to {timetable.Term.End:yyyy-MM-dd}); a term is at most one school year ({MaxTermDays} days)");
+        }
+
         var version = await _store.AddImportAsync(format, solution, content, cancellationToken).ConfigureAwait(false);
         PendingTimetable = timetable;
         PendingImport = version;
