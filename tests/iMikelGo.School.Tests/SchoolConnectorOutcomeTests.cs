@@ -136,7 +136,7 @@ public sealed class SchoolConnectorOutcomeTests
     }
 
     [Fact]
-    public async Task A_wipe_whose_relay_request_throws_has_still_deactivated_the_accounts_licenses()
+    public async Task A_wipe_without_relay_settings_is_recorded_with_the_licenses_deactivated_and_says_the_relay_waits()
     {
         await using var world = new ConnectorWorld();
         var school = await world.InitAsync("small-school");
@@ -144,11 +144,13 @@ public sealed class SchoolConnectorOutcomeTests
         await school.PublishAsync(null, None);
         await school.IssueLicenseAsync(Anna, None);
 
-        // No relay certificate pin configured: the relay client refuses to be created.
-        var wipe = () => school.WipeAsync(Anna, null, "left the school", None);
-        await wipe.Should().ThrowAsync<InvalidOperationException>();
+        // No relay certificate pin configured: the relay cannot be asked, which is an outcome of the wipe, not a failure of it.
+        var wiped = await school.WipeAsync(Anna, null, "left the school", None);
+        wiped.RelayReached.Should().BeFalse();
+        wiped.RelayError.Should().Contain("the relay is not configured").And.Contain("PinnedCertificateSha256");
         var licenses = await world.Store!.ListValuesAsync("personnel/", None);
         System.Text.Encoding.UTF8.GetString(licenses.Should().ContainSingle().Which.Value).Should().Contain("\"active\":false", "the wipe is recorded; only its sending waits for the next sync");
+        (await world.Store.ListValuesAsync("pending-revocation/", None)).Should().ContainSingle(v => v.Key.EndsWith("/*", StringComparison.Ordinal), "the revocation waits to be sent");
     }
 
     private static string Timetable => """

@@ -242,7 +242,16 @@ public sealed partial class SchoolConnector
                 await DeactivateLicensesAsync(account, cancellationToken).ConfigureAwait(false);
             }
 
-            await SendRevocationsAsync(failures, cancellationToken).ConfigureAwait(false);
+            // The wipe is recorded either way; without relay settings it waits, like after an outage, for a sync that can send it.
+            if (RelayNotConfigured() is { } notConfigured)
+            {
+                failures.Add(notConfigured);
+            }
+            else
+            {
+                await SendRevocationsAsync(failures, cancellationToken).ConfigureAwait(false);
+            }
+
             reached = (await _store.ListValuesAsync($"{RevocationPrefix}{account.Value}/", cancellationToken).ConfigureAwait(false)).Count == 0;
         }
         finally
@@ -423,13 +432,7 @@ public sealed partial class SchoolConnector
 
     private IRelayClient CreateClient(string caller, Engine.Signing.ReplicaKey key)
     {
-
-        var options = new RelayClientOptions
-        {
-            BaseAddress = _options.RelayAddress ?? throw new InvalidOperationException("no relay address configured"),
-            PinnedCertificateSha256 = _options.RelayCertificateSha256,
-        };
-        _options.ConfigureRelay?.Invoke(options);
+        var options = RelayOptions();
         var pkcs8 = key.ExportPkcs8();
         EcdsaRequestSigner signer;
         try
@@ -449,6 +452,33 @@ public sealed partial class SchoolConnector
         _signers[caller] = signer;
         _clients[caller] = client;
         return client;
+    }
+
+    // The relay client options from the settings; throws InvalidOperationException naming what is missing.
+    private RelayClientOptions RelayOptions()
+    {
+        var options = new RelayClientOptions
+        {
+            BaseAddress = _options.RelayAddress ?? throw new InvalidOperationException("no relay address configured"),
+            PinnedCertificateSha256 = _options.RelayCertificateSha256,
+        };
+        _options.ConfigureRelay?.Invoke(options);
+        options.Validate();
+        return options;
+    }
+
+    // Why the relay cannot be contacted with the present settings (no address, no certificate pin), or null.
+    private string? RelayNotConfigured()
+    {
+        try
+        {
+            _ = RelayOptions();
+            return null;
+        }
+        catch (InvalidOperationException e)
+        {
+            return "the relay is not configured: " + e.Message;
+        }
     }
 
     private async Task<long> GetLongAsync(string name, CancellationToken cancellationToken) =>
