@@ -51,13 +51,27 @@ internal static class UpdateCommands
         {
             using var key = VendorKey.Create(r.GetValue(subject)!, DateTimeOffset.UtcNow, TimeSpan.FromDays(365.25 * r.GetValue(years)));
             var prefix = r.GetValue(outPrefix)!;
-            File.WriteAllBytes(prefix + ".pfx", key.ExportPfx(Password(r, password)));
-            File.WriteAllText(prefix + ".pem", key.ExportPem());
+            WritePrivate(prefix + ".pfx", key.ExportPfx(Password(r, password)));
+            WritePrivate(prefix + ".pem", Encoding.UTF8.GetBytes(key.ExportPem()));
             File.WriteAllText(prefix + ".crt.pem", key.Certificate.ExportCertificatePem() + "\n");
             output.WriteLine($"vendor certificate sha256 (pin this): {key.Fingerprint}");
             return 0;
         }));
         return command;
+    }
+
+    /// <summary>Writes a private key readable by its owner only: the umask would leave the vendor's signing key readable by every
+    /// user of the build machine.</summary>
+    private static void WritePrivate(string path, byte[] content)
+    {
+        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+
+        using var stream = new FileStream(path, options);
+        stream.Write(content);
     }
 
     private static Command Sign(TextWriter output, TextWriter error)

@@ -167,6 +167,21 @@ public sealed class UpdateCliTests : IClassFixture<UpdateRelayFixture>, IDisposa
     }
 
     [Fact]
+    public void Keygen_writes_the_private_key_files_readable_by_their_owner_only()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        Keygen("vendor");
+        const UnixFileMode ownerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        File.GetUnixFileMode(Path.Combine(_dir, "vendor.pfx")).Should().Be(ownerOnly);
+        File.GetUnixFileMode(Path.Combine(_dir, "vendor.pem")).Should().Be(ownerOnly, "it holds the private key unencrypted");
+        File.GetUnixFileMode(Path.Combine(_dir, "vendor.crt.pem")).HasFlag(UnixFileMode.OtherRead).Should().BeTrue("the certificate is public");
+    }
+
+    [Fact]
     public void A_downgrade_manifest_is_refused_with_a_clear_message_and_a_non_zero_exit()
     {
         var pin = Keygen("vendor");
