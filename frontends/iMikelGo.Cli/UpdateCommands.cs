@@ -49,8 +49,15 @@ internal static class UpdateCommands
         var command = new Command("keygen", "Create a vendor signing key (ECDSA P-256, self-signed certificate) and print the fingerprint apps pin.") { subject, years, outPrefix, password };
         command.SetAction(r => Guard(error, () =>
         {
-            using var key = VendorKey.Create(r.GetValue(subject)!, DateTimeOffset.UtcNow, TimeSpan.FromDays(365.25 * r.GetValue(years)));
             var prefix = r.GetValue(outPrefix)!;
+            // Replacing the key the apps pin would strand them: without the old key not even 'release rotate' can move them on.
+            if (new[] { ".pfx", ".pem", ".crt.pem" }.Select(e => prefix + e).FirstOrDefault(File.Exists) is { } existing)
+            {
+                error.WriteLine($"error: {existing} already exists: keygen never replaces a vendor key (apps pin it; 'release rotate' moves them to a new one); choose another --out");
+                return 2;
+            }
+
+            using var key = VendorKey.Create(r.GetValue(subject)!, DateTimeOffset.UtcNow, TimeSpan.FromDays(365.25 * r.GetValue(years)));
             WritePrivate(prefix + ".pfx", key.ExportPfx(Password(r, password)));
             WritePrivate(prefix + ".pem", Encoding.UTF8.GetBytes(key.ExportPem()));
             File.WriteAllText(prefix + ".crt.pem", key.Certificate.ExportCertificatePem() + "\n");

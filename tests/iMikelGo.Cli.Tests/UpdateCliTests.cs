@@ -182,6 +182,20 @@ public sealed class UpdateCliTests : IClassFixture<UpdateRelayFixture>, IDisposa
     }
 
     [Fact]
+    public void Keygen_never_replaces_an_existing_vendor_key()
+    {
+        var pin = Keygen("vendor");
+        var pfx = File.ReadAllBytes(Path.Combine(_dir, "vendor.pfx"));
+
+        var again = Run("release", "keygen", "--out", Path.Combine(_dir, "vendor"));
+
+        again.Code.Should().Be(2);
+        again.Err.Should().Contain("vendor.pfx already exists").And.Contain("release rotate");
+        File.ReadAllBytes(Path.Combine(_dir, "vendor.pfx")).Should().Equal(pfx);
+        Installed(pin, "1.0.0");
+    }
+
+    [Fact]
     public void A_downgrade_manifest_is_refused_with_a_clear_message_and_a_non_zero_exit()
     {
         var pin = Keygen("vendor");
