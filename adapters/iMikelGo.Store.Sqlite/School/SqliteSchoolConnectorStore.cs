@@ -23,6 +23,20 @@ public sealed class SqliteSchoolConnectorStore : ISchoolConnectorStore
     public static async Task<SqliteSchoolConnectorStore> OpenAsync(string path, CancellationToken cancellationToken)
     {
         EnsureNativeLoaded();
+        if (!OperatingSystem.IsWindows() && !File.Exists(path))
+        {
+            // The file holds the school root's private key and the school secret: owner-only whatever the umask (SQLite gives
+            // the -wal and -shm files the database file's mode).
+            using (new FileStream(path, new FileStreamOptions
+            {
+                Mode = FileMode.OpenOrCreate,
+                Access = FileAccess.Write,
+                UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+            }))
+            {
+            }
+        }
+
         var db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString());
         await db.OpenAsync(cancellationToken).ConfigureAwait(false);
         var store = new SqliteSchoolConnectorStore(db) { _path = Path.GetFullPath(path) };

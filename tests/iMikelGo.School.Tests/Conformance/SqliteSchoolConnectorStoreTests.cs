@@ -1,5 +1,7 @@
+using FluentAssertions;
 using IMikelGo.Engine.Sync;
 using IMikelGo.Store.Sqlite.School;
+using Xunit;
 
 namespace IMikelGo.School.Tests.Conformance;
 
@@ -21,4 +23,21 @@ public sealed class SqliteSchoolConnectorStoreTests : SchoolConnectorStoreConfor
 
     protected override async Task<ISchoolConnectorStore> OpenStoreAsync() =>
         await SqliteSchoolConnectorStore.OpenAsync(Path.Combine(_dir.FullName, "school.db"), CancellationToken.None);
+
+    [Fact]
+    public async Task The_database_and_its_wal_are_readable_by_their_owner_only()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        await using (var store = await OpenStoreAsync())
+        {
+            await store.SetValueAsync("secret", [1, 2, 3], CancellationToken.None);
+            const UnixFileMode ownerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+            File.GetUnixFileMode(Path.Combine(_dir.FullName, "school.db")).Should().Be(ownerOnly, "it holds the school root's private key");
+            File.GetUnixFileMode(Path.Combine(_dir.FullName, "school.db-wal")).Should().Be(ownerOnly);
+        }
+    }
 }
