@@ -227,7 +227,10 @@ internal static class UpdateCommands
     {
         if (!File.Exists(value))
         {
-            return value;
+            // Said here in the option's terms: the updater's own check names its internal setting and parameter.
+            return value.Length == 64 && value.All(Uri.IsHexDigit)
+                ? value
+                : throw new ArgumentException($"--pin must be 64 hex digits (SHA-256 of the vendor certificate) or a PEM certificate file; '{value}' is neither");
         }
 
         using var cert = X509Certificate2.CreateFromPem(File.ReadAllText(value));

@@ -196,6 +196,15 @@ public sealed class UpdateCliTests : IClassFixture<UpdateRelayFixture>, IDisposa
     }
 
     [Fact]
+    public void A_bad_vendor_pin_is_a_usage_error_named_by_its_option()
+    {
+        var (code, _, error) = Run(Device("check", "00" + Keygen("vendor")));
+
+        code.Should().Be(2);
+        error.Should().StartWith("error: --pin must be 64 hex digits").And.NotContain("PinnedVendorCertificate").And.NotContain("Parameter");
+    }
+
+    [Fact]
     public void A_downgrade_manifest_is_refused_with_a_clear_message_and_a_non_zero_exit()
     {
         var pin = Keygen("vendor");
