@@ -84,7 +84,11 @@ internal static class DeviceCommands
                 return LogCheck.ExitUsage;
             }
 
-            return await WithDeviceAsync(parse.GetValue(common.Data)!, error, deviceLabel, async device =>
+            // The hand-off polls until the school processes its queue: without a word the command looks hung.
+            void Waiting(TimeSpan timeout) => error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"waiting for the school's answer (up to {timeout.TotalMinutes:0.#} minutes): the school approves with 'imikelgo school enrollments' or a running 'imikelgo school serve'"));
+
+            return await WithDeviceAsync(parse.GetValue(common.Data)!, error, deviceLabel, Waiting, async device =>
             {
                 var id = await device.EnrollAsync(new EnrollmentInput(parse.GetValue(uri)!, parse.GetValue(license)!, password, pin), ct).ConfigureAwait(false);
                 await WriteAsync(output, parse.GetValue(common.AsJson), new { enrolled = true, device = id.Value, account = device.Account, relay = device.Relay?.Relay },
@@ -341,13 +345,20 @@ internal static class DeviceCommands
         }).ConfigureAwait(false);
 
     private static Task<int> WithDeviceAsync(DirectoryInfo data, TextWriter error, Func<TeacherDevice, Task<int>> work) =>
-        WithDeviceAsync(data, error, null, work);
+        WithDeviceAsync(data, error, null, null, work);
 
-    private static async Task<int> WithDeviceAsync(DirectoryInfo data, TextWriter error, string? deviceLabel, Func<TeacherDevice, Task<int>> work)
+    private static async Task<int> WithDeviceAsync(DirectoryInfo data, TextWriter error, string? deviceLabel, Action<TimeSpan>? enrollmentWaiting,
+        Func<TeacherDevice, Task<int>> work)
     {
         try
         {
-            var device = await TeacherDevice.OpenAsync(new TeacherDeviceOptions { DataDirectory = data.FullName, DeviceLabel = deviceLabel }, CancellationToken.None).ConfigureAwait(false);
+            var options = new TeacherDeviceOptions
+            {
+                DataDirectory = data.FullName,
+                DeviceLabel = deviceLabel,
+                ConfigureRelayEnrollment = enrollment => enrollment.Waiting = enrollmentWaiting,
+            };
+            var device = await TeacherDevice.OpenAsync(options, CancellationToken.None).ConfigureAwait(false);
             await using (device.ConfigureAwait(false))
             {
                 return await work(device).ConfigureAwait(false);

@@ -81,6 +81,9 @@ public sealed class RelayEnrollmentOptions
     /// <summary>The longest wait between polls (default 30 s).</summary>
     public TimeSpan MaxPollDelay { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>Called once the relay queued the request, before the device waits for the school's answer (up to <see cref="Timeout"/>).</summary>
+    public Action<TimeSpan>? Waiting { get; set; }
+
     /// <summary>Tunes the relay client (retries, timeouts); base address and pin always come from the enrollment code.</summary>
     public Action<RelayClientOptions>? ConfigureRelay { get; set; }
 
@@ -156,6 +159,7 @@ public sealed class RelayEnrollmentChannel(RelayEnrollmentOptions options) : IEn
             throw FromRelay(e, "submitting the enrollment request");
         }
 
+        _options.Waiting?.Invoke(_options.Timeout);
         var status = await PollAsync(relay, id, cancellationToken).ConfigureAwait(false);
         if (!EnrollmentAnswers.TryRead(status, out var approval, out var peers, out var refusal))
         {

@@ -56,7 +56,9 @@ public sealed class DeviceCliTests : IDisposable
             await Task.WhenAny(enrolling, Task.Delay(250));
         }
 
-        var enrolled = Json(await enrolling);
+        var enrollment = await enrolling;
+        enrollment.Err.Should().Contain("waiting for the school's answer (up to 10 minutes)", "a silent wait of up to 10 minutes looks hung");
+        var enrolled = Json(enrollment);
         enrolled.GetProperty("account").GetString().Should().Be("anna");
         var deviceId = enrolled.GetProperty("device").GetString()!;
         School("sync", "--retries", "0");
