@@ -191,6 +191,13 @@ internal static class Cli
 
     private static LogCheck? Load(FileInfo file, TextWriter error, CancellationToken cancellationToken)
     {
+        // Reading a directory fails with "Access … is denied", which sends the user after permissions.
+        if (Directory.Exists(file.FullName))
+        {
+            error.WriteLine($"error: cannot read {file}: it is a directory, not a log file");
+            return null;
+        }
+
         try
         {
             return LogCheck.Run(file.FullName, cancellationToken);

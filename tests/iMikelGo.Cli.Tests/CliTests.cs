@@ -239,6 +239,14 @@ public sealed class CliTests(DemoLogFixture demo) : IClassFixture<DemoLogFixture
     }
 
     [Fact]
+    public void A_directory_given_as_the_log_is_named_as_such()
+    {
+        var (code, _, err) = Invoke("log", "verify", demo.Directory);
+        code.Should().Be(2);
+        err.Should().Contain("it is a directory").And.NotContain("denied");
+    }
+
+    [Fact]
     public void Version_and_help_exit_0()
     {
         Invoke("--version").Code.Should().Be(0);
