@@ -288,12 +288,6 @@ internal static class DeviceCommands
     private static async Task<int> ChangeAsync(TextWriter output, TextWriter error, bool json, Func<Task<ChangeResult>> change)
     {
         var result = await change().ConfigureAwait(false);
-        foreach (var clash in result.Clashes)
-        {
-            await error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
-                $"warning: clash ({clash.Kind}) with {clash.Subject} {clash.Date:yyyy-MM-dd} {clash.Start:HH\\:mm} in {clash.Room.Value} [{clash.Occurrence}]")).ConfigureAwait(false);
-        }
-
         if (!result.Succeeded)
         {
             await error.WriteLineAsync($"refused: {result.Error}").ConfigureAwait(false);
@@ -303,6 +297,13 @@ internal static class DeviceCommands
             }
 
             return ExitRefused;
+        }
+
+        // Only for a recorded move: a refused one clashes with nothing.
+        foreach (var clash in result.Clashes)
+        {
+            await error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                $"warning: clash ({clash.Kind}) with {clash.Subject} {clash.Date:yyyy-MM-dd} {clash.Start:HH\\:mm} in {clash.Room.Value} [{clash.Occurrence}]")).ConfigureAwait(false);
         }
 
         await WriteAsync(output, json, new { recorded = true, clashes = result.Clashes.Select(c => new { kind = c.Kind.ToString(), lesson = c.Occurrence.ToString() }) },

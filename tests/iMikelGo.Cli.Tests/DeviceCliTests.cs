@@ -90,6 +90,8 @@ public sealed class DeviceCliTests : IDisposable
         Device(LogCheck.ExitUsage, Pin + "\n", "absent", "--lesson", "not-an-occurrence", "--student", "lea", "--pin-stdin").Err.Should().StartWith("error: ");
         Device(DeviceCommands.ExitRefused, Pin + "\n", "absent", "--lesson", pianoLesson, "--student", "nobody", "--pin-stdin").Err.Should().Contain("refused: ");
         Device(LogCheck.ExitUsage, Pin + "\n", "move", "--lesson", nextPiano, "--date", "29.09.2026", "--start", "17:00", "--room", "r102", "--pin-stdin");
+        Device(DeviceCommands.ExitRefused, Pin + "\n", "move", "--lesson", nextPiano, "--date", "2026-09-29", "--start", "17:30", "--duration", "0", "--room", "r102", "--pin-stdin")
+            .Err.Should().Contain("refused: ").And.NotContain("warning: clash", "a move that was not recorded clashes with nothing");
 
         var sent = Json(Device(0, Pin + "\n", "sync", "--pin-stdin", "--json"));
         sent.GetProperty("sent").GetInt32().Should().Be(4);
