@@ -355,6 +355,38 @@ public sealed class SchoolConnectorTests
     }
 
     [Fact]
+    public async Task A_device_enrolled_after_another_recorded_changes_gets_the_whole_history_and_both_exchange_from_then_on()
+    {
+        await using var world = new ConnectorWorld();
+        var (school, phone, _) = await PublishedWithAnnasPhoneAsync(world);
+        var anna = new AccountId("anna");
+        var monday = phone.Week(new DateOnly(2026, 10, 5)).First(l => l.Students.Count > 0);
+        var tuesday = phone.Week(new DateOnly(2026, 10, 5)).First(l => l.Students.Count > 0 && l.Date != monday.Date);
+        (await phone.RecordAbsenceAsync(monday.Occurrence, monday.Students[0].Id, true, "ill", None)).Succeeded.Should().BeTrue();
+        await phone.SyncAsync(null, None);
+        (await school.SyncAsync(anna, null, None)).Failures.Should().BeEmpty();
+
+        // A laptop joins later: it depends on the phone's events (the school's enrollment of it came after them).
+        var laptop = await world.EnrolledDeviceAsync("laptop", await school.IssueLicenseAsync(anna, None));
+        (await school.SyncAsync(anna, null, None)).Failures.Should().BeEmpty();
+        await laptop.SyncAsync(null, None);
+        laptop.Week(monday.Date).Single(l => l.Occurrence == monday.Occurrence).Students.Should().Contain(s => s.Id == monday.Students[0].Id && s.Absent == true,
+            "the phone's absence recorded before the laptop existed reaches it");
+
+        // From then on the two devices exchange their own changes.
+        (await laptop.RecordAbsenceAsync(tuesday.Occurrence, tuesday.Students[0].Id, false, null, None)).Succeeded.Should().BeTrue();
+        await laptop.SyncAsync(null, None);
+        await phone.SyncAsync(null, None);
+        await phone.SyncAsync(null, None);
+        phone.Week(tuesday.Date).Single(l => l.Occurrence == tuesday.Occurrence).Students.Should().Contain(s => s.Id == tuesday.Students[0].Id && s.Absent == false);
+        var other = tuesday.Students[^1].Id;
+        (await phone.RecordAbsenceAsync(tuesday.Occurrence, other, true, null, None)).Succeeded.Should().BeTrue();
+        await phone.SyncAsync(null, None);
+        await laptop.SyncAsync(null, None);
+        laptop.Week(tuesday.Date).Single(l => l.Occurrence == tuesday.Occurrence).Students.Should().Contain(s => s.Id == other && s.Absent == true);
+    }
+
+    [Fact]
     public async Task A_term_longer_than_a_school_year_is_refused_at_import_and_nothing_is_kept()
     {
         await using var world = new ConnectorWorld();

@@ -518,14 +518,19 @@ public sealed partial class SchoolConnector
                 return [];
             }
 
-            var own = replica.Ledger.Export(Account).Where(e => e.Event.Replica == Id).OrderBy(e => e.Event.Seq).ToList();
+            var all = replica.Ledger.Export(Account);
+            var own = all.Where(e => e.Event.Replica == Id).OrderBy(e => e.Event.Seq).ToList();
             var announcedBytes = await connector._store.GetValueAsync(Name("announced"), cancellationToken).ConfigureAwait(false);
             var announced = announcedBytes is null ? [] : Encoding.UTF8.GetString(announcedBytes).Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(r => new ReplicaId(r)).ToHashSet();
             if (!recipients.IsSubsetOf(announced))
             {
-                // A recipient that has not received this chain yet: send the whole chain once (duplicates are ignored by the ledger).
+                // A recipient that has not received this chain yet: the whole account log once (duplicates are ignored by the
+                // ledger). The devices' chains are forwarded too: a device enrolled later cannot apply its own enrollment
+                // before the devices' events the school had seen when it wrote it, and the other devices seal for it only
+                // once it has published its key — which it does after applying its enrollment. The school's own chain
+                // comes last, so the bundle that completes the announcement is the one holding its head.
                 _announcing = (recipients, replica.Position.Seq);
-                return own;
+                return [.. all.Where(e => e.Event.Replica != Id).OrderBy(e => e.Event.Replica.Value, StringComparer.Ordinal).ThenBy(e => e.Event.Seq), .. own];
             }
 
             var unacked = await connector._store.UnacknowledgedAsync(Account.Value, cancellationToken).ConfigureAwait(false);

@@ -9,16 +9,18 @@ namespace IMikelGo.Engine.Sync;
 /// Seals a batch of signed events into one bundle for the account's recipient devices, and opens one again.
 /// The bundle's authenticated header names the account, the sender and one sequence range per author; on
 /// opening, every event must belong to that account and lie inside those ranges, so a bundle cannot smuggle
-/// events of another account or beyond what the header declares. The events keep their own checkpoint
-/// signatures and are verified again by the <see cref="Ledger"/>.
+/// events of another account or beyond what the header declares. A replica sends its own chain and may forward
+/// other authors' events of the account (the school passes the devices' chains to a device enrolled later, whose
+/// enrollment depends on them): authorship is not the sender's word but each event's own checkpoint signature and
+/// hash chain, verified again by the <see cref="Ledger"/>.
 /// </summary>
 public static class EventBundles
 {
     /// <summary>
-    /// Seals <paramref name="events"/> — all of one account and written by <paramref name="sender"/>, the sealing
-    /// replica itself — for <paramref name="recipients"/>. Each replica seals and sends only its own chain.
+    /// Seals <paramref name="events"/> — all of one account: the chain of <paramref name="sender"/>, the sealing replica,
+    /// and any events of other authors it forwards, each author's as one unbroken run — for <paramref name="recipients"/>.
     /// </summary>
-    /// <exception cref="ArgumentException">No events, events of several accounts, or of another author.</exception>
+    /// <exception cref="ArgumentException">No events, events of several accounts, or an author's events with a gap.</exception>
     public static SealedBundle Seal(ReplicaId sender, IReadOnlyCollection<SignedEvent> events, IEnumerable<RecipientPublicKey> recipients)
     {
         ArgumentNullException.ThrowIfNull(events);
@@ -33,13 +35,14 @@ public static class EventBundles
             throw new ArgumentException("a bundle holds the events of one account", nameof(events));
         }
 
-        if (events.Any(e => e.Event.Replica != sender))
+        var byAuthor = events.GroupBy(e => e.Event.Replica).ToList();
+        if (byAuthor.FirstOrDefault(g => g.Select(e => e.Event.Seq).Distinct().Count() != g.Max(e => e.Event.Seq) - g.Min(e => e.Event.Seq) + 1) is { } gap)
         {
-            throw new ArgumentException("a replica seals only the events it wrote itself", nameof(events));
+            // The header declares one range per author, and an opened bundle must hold every event of it.
+            throw new ArgumentException($"the events of {gap.Key} are not one unbroken run of its chain", nameof(events));
         }
 
-        var ranges = events.GroupBy(e => e.Event.Replica)
-            .Select(g => new SequenceRange(g.Key.Value, (ulong)g.Min(e => e.Event.Seq), (ulong)g.Max(e => e.Event.Seq)));
+        var ranges = byAuthor.Select(g => new SequenceRange(g.Key.Value, (ulong)g.Min(e => e.Event.Seq), (ulong)g.Max(e => e.Event.Seq)));
         var payload = new MemoryStream();
         foreach (var e in events.OrderBy(e => e.Event.Replica).ThenBy(e => e.Event.Seq))
         {
@@ -90,12 +93,6 @@ public static class EventBundles
             if (e.Event.Account != account || !inRange)
             {
                 error = $"bundle {opened.Header.BundleId}: event {e.Event.Describe()} lies outside the account or sequence ranges its header declares";
-                return false;
-            }
-
-            if (e.Event.Replica.Value != opened.Header.SenderReplicaId)
-            {
-                error = $"bundle {opened.Header.BundleId}: event {e.Event.Describe()} was not written by the bundle's sender {opened.Header.SenderReplicaId}";
                 return false;
             }
 

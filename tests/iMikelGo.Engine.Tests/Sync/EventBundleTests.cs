@@ -71,10 +71,21 @@ public sealed class EventBundleTests
         using var d1 = EncryptionKeyPair.Generate();
         var payload = Encoding.UTF8.GetBytes(string.Join("\n", events.Concat(otherEvents).Select(e => e.ToLine())));
         var smuggled = Bundle.Seal("k-anna", school.Id.Value, [new SequenceRange(school.Id.Value, 1, 2)], payload, [d1.PublicKey]);
-        var impostor = Bundle.Seal("k-anna", "rnobody", [new SequenceRange(school.Id.Value, 1, 2)],
+        // Forwarded events (another sender than their author) open: they are as authentic as their own signatures,
+        // which the ledger checks; a forwarder cannot alter them.
+        var forwarded = Bundle.Seal("k-anna", "rnobody", [new SequenceRange(school.Id.Value, 1, 2)],
             Encoding.UTF8.GetBytes(string.Join("\n", events.Select(e => e.ToLine()))), [d1.PublicKey]);
-        EventBundles.TryOpen(impostor.Bytes, new AccountId("k-anna"), d1, null, out _, out var wrongSender).Should().BeFalse();
-        wrongSender.Should().Contain("not written by the bundle's sender");
+        EventBundles.TryOpen(forwarded.Bytes, new AccountId("k-anna"), d1, null, out var passedOn, out _).Should().BeTrue();
+        new Ledger().Ingest(passedOn!).Applied.Should().HaveCount(2);
+        var altered = events[1].ToLine().Replace("\"Piano\"", "\"Piana\"", StringComparison.Ordinal);
+        var tampered = Bundle.Seal("k-anna", "rnobody", [new SequenceRange(school.Id.Value, 1, 2)],
+            Encoding.UTF8.GetBytes(events[0].ToLine() + "\n" + altered), [d1.PublicKey]);
+        EventBundles.TryOpen(tampered.Bytes, new AccountId("k-anna"), d1, null, out _, out var alteredError).Should().BeFalse();
+        alteredError.Should().Contain("does not match the SHA-256", "an altered forwarded event fails its own hash");
+        school.Record(new HolidaysDeclared("Herbst", new DateOnly(2026, 10, 26), new DateOnly(2026, 10, 30))).Succeeded.Should().BeTrue();
+        var three = school.Ledger.Export(new AccountId("k-anna"));
+        var gapped = () => EventBundles.Seal(school.Id, [three[0], three[2]], [d1.PublicKey]);
+        gapped.Should().Throw<ArgumentException>().WithMessage("*not one unbroken run*", "the header could not declare it");
         var hollow = Bundle.Seal("k-anna", school.Id.Value, [new SequenceRange(school.Id.Value, 1, 2)], Encoding.UTF8.GetBytes(events[0].ToLine()), [d1.PublicKey]);
         EventBundles.TryOpen(hollow.Bytes, new AccountId("k-anna"), d1, null, out _, out var missing).Should().BeFalse();
         missing.Should().Contain("declares 2 event(s) but it holds 1");
