@@ -185,11 +185,23 @@ public sealed class Updater
 #pragma warning restore CA1031
         {
             result = new UpdateResult(null, new UpdateError(e is HttpRequestException or IOException or TimeoutException ? UpdateErrorCode.Unavailable : UpdateErrorCode.Malformed,
-                $"{step}: {e.GetType().Name}: {e.Message}; still on {_options.CurrentVersion}."));
+                $"{step}: {Describe(e)}; still on {_options.CurrentVersion}."));
         }
 
         Record(step, result.Error, result.Update);
         return result;
+    }
+
+    // The exception and its causes: HttpClient's own message for a refused TLS certificate is "see inner exception".
+    private static string Describe(Exception e)
+    {
+        var text = $"{e.GetType().Name}: {e.Message}";
+        for (var inner = e.InnerException; inner is not null; inner = inner.InnerException)
+        {
+            text += $" ({inner.GetType().Name}: {inner.Message})";
+        }
+
+        return text;
     }
 
     private void Record(string step, UpdateError error, AvailableUpdate? update)

@@ -357,6 +357,12 @@ internal static class UpdateCommands
         }
 
         error.WriteLine($"REFUSED ({result.Error.Code}): {result.Error.Message}");
+        if (result.Error.Message.Contains(nameof(System.Security.Authentication.AuthenticationException), StringComparison.Ordinal))
+        {
+            // The usual cause: a relay's own certificate, which no system trust store knows.
+            error.WriteLine("hint: the feed host's TLS certificate is not trusted; for a relay, pass its fingerprint with --feed-pin (printed by 'relay serve').");
+        }
+
         return ExitRefused;
     }
 

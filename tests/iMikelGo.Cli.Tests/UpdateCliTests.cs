@@ -167,6 +167,21 @@ public sealed class UpdateCliTests : IClassFixture<UpdateRelayFixture>, IDisposa
     }
 
     [Fact]
+    public void A_relay_feed_without_its_certificate_pin_is_refused_naming_the_tls_cause_and_the_option_that_fixes_it()
+    {
+        var pin = Keygen("vendor");
+        Installed(pin, "1.0.0");
+        Publish("1.1.0");
+
+        var check = Run("update", "check", "--feed", _relay.FeedUrl, "--root", Root, "--pin", pin);
+
+        check.Code.Should().Be(UpdateCommands.ExitRefused);
+        check.Err.Should().Contain("AuthenticationException", "the cause, not only HttpClient's 'see inner exception'")
+            .And.Contain("hint:").And.Contain("--feed-pin");
+        Current().Version.Should().Be("1.0.0", "nothing was installed");
+    }
+
+    [Fact]
     public void Keygen_writes_the_private_key_files_readable_by_their_owner_only()
     {
         if (OperatingSystem.IsWindows())
