@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Data.Common;
 using System.Globalization;
 using System.Text.Json;
+using IMikelGo.Engine.Relay;
 using IMikelGo.Engine.Sync;
 using IMikelGo.Relay;
 using IMikelGo.Relay.Client;
@@ -313,6 +314,12 @@ internal static partial class SchoolCommands
         catch (RelayException e)
         {
             await error.WriteLineAsync($"relay: {e.Message}").ConfigureAwait(false);
+            if (e.Problem is { Status: 401, Type: RelayProtocol.UnauthenticatedProblemType })
+            {
+                // The usual first-run cause: the relay was started before it was given this school's registrations.
+                await error.WriteLineAsync("hint: the relay does not accept this school's key; merge them into the relay's data folder with 'imikelgo school relay-registrations --write RELAY_DATA_DIR' and restart the relay (docs/cli.md)").ConfigureAwait(false);
+            }
+
             return DeviceCommands.ExitRelay;
         }
         catch (KeyNotFoundException e)

@@ -31,6 +31,18 @@ public sealed class SchoolCliTests : IDisposable
 
     private static string SpainSchool => SharedDataFactAttribute.PathOf(Data)!;
 
+    [Fact]
+    public async Task A_relay_not_given_the_schools_registrations_refuses_with_a_hint_naming_the_command_that_fixes_it()
+    {
+        await using var relay = new TestRelay(Path.Combine(_root, "relay"));
+        await relay.StartAsync();
+        School(0, "init", "--school", "s1", "--relay", relay.Address.AbsoluteUri, "--relay-pin", relay.Pin);
+
+        var enrollments = School(DeviceCommands.ExitRelay, "enrollments");
+
+        enrollments.Err.Should().Contain("401").And.Contain("hint:").And.Contain("school relay-registrations --write RELAY_DATA_DIR");
+    }
+
     [SharedDataFact(Data)]
     public async Task A_whole_session_init_import_publish_diff_license_enroll_sync_wipe_report()
     {
