@@ -311,8 +311,17 @@ internal static class DeviceCommands
         return 0;
     }
 
-    private static async Task<int> WithUnlockedAsync(ParseResult parse, Common common, TextReader input, TextWriter output, TextWriter error, CancellationToken ct, Func<TeacherDevice, Task<int>> work) =>
-        await WithDeviceAsync(parse.GetValue(common.Data)!, error, async device =>
+    private static async Task<int> WithUnlockedAsync(ParseResult parse, Common common, TextReader input, TextWriter output, TextWriter error, CancellationToken ct, Func<TeacherDevice, Task<int>> work)
+    {
+        // Only 'enroll' makes a device folder: opening a mistyped --data would leave an empty folder behind.
+        var data = parse.GetValue(common.Data)!;
+        if (!data.Exists)
+        {
+            await error.WriteLineAsync($"error: there is no device folder at {data.FullName}; check --data, or run 'imikelgo device enroll --data {data.FullName}'").ConfigureAwait(false);
+            return ExitState;
+        }
+
+        return await WithDeviceAsync(data, error, async device =>
         {
             if (device.State is DeviceState.NotEnrolled or DeviceState.Wiped)
             {
@@ -344,6 +353,7 @@ internal static class DeviceCommands
                     return ExitWiped;
             }
         }).ConfigureAwait(false);
+    }
 
     private static Task<int> WithDeviceAsync(DirectoryInfo data, TextWriter error, Func<TeacherDevice, Task<int>> work) =>
         WithDeviceAsync(data, error, null, null, work);

@@ -125,6 +125,15 @@ public sealed class DeviceCliTests : IDisposable
             .Should().NotContain(f => File.ReadAllText(f).Contains("Tonleitern", StringComparison.Ordinal), "the note was never stored in plaintext and the vault is gone");
     }
 
+    [Fact]
+    public void A_mistyped_device_folder_is_named_and_not_created()
+    {
+        var status = Device(DeviceCommands.ExitState, string.Empty, "status");
+
+        status.Err.Should().Contain($"there is no device folder at {DeviceDir}").And.Contain("device enroll");
+        Directory.Exists(DeviceDir).Should().BeFalse("only 'enroll' makes a device folder");
+    }
+
     public void Dispose() => Directory.Delete(_root, recursive: true);
 
     private (int Code, string Out, string Err) Device(int expected, string stdin, params string[] args)
