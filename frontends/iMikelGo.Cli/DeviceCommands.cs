@@ -162,11 +162,17 @@ internal static class DeviceCommands
         command.SetAction((parse, ct) => WithUnlockedAsync(parse, common, input, output, error, ct, device =>
             ChangeAsync(output, error, parse.GetValue(common.AsJson), () => device.MoveAsync(
                 OccurrenceId.Parse(parse.GetValue(lesson)!),
-                DateOnly.ParseExact(parse.GetValue(date)!, "yyyy-MM-dd", CultureInfo.InvariantCulture),
-                TimeOnly.ParseExact(parse.GetValue(start)!, "HH:mm", CultureInfo.InvariantCulture),
+                DateOption(parse.GetValue(date)!, "--date"),
+                TimeOnly.TryParseExact(parse.GetValue(start), "HH:mm", CultureInfo.InvariantCulture, DateTimeStyles.None, out var time)
+                    ? time : throw new ArgumentException($"--start '{parse.GetValue(start)}' is not a time of day (HH:MM)"),
                 parse.GetValue(duration), new RoomId(parse.GetValue(room)!), ct))));
         return command;
     }
+
+    // Said in the option's terms (exit 2): .NET's own message names the type, not what the teacher typed where.
+    private static DateOnly DateOption(string text, string option) =>
+        DateOnly.TryParseExact(text, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var day)
+            ? day : throw new ArgumentException($"{option} '{text}' is not a date (YYYY-MM-DD)");
 
     private static Command Held(TextReader input, TextWriter output, TextWriter error)
     {
@@ -235,7 +241,7 @@ internal static class DeviceCommands
         command.SetAction((parse, ct) => WithUnlockedAsync(parse, common, input, output, error, ct, async device =>
         {
             var weekText = parse.GetValue(week);
-            var day = weekText is null ? (DateOnly?)null : weekText == "today" ? DateOnly.FromDateTime(DateTime.Today) : DateOnly.ParseExact(weekText, "yyyy-MM-dd", CultureInfo.InvariantCulture);
+            var day = weekText is null ? (DateOnly?)null : weekText == "today" ? DateOnly.FromDateTime(DateTime.Today) : DateOption(weekText, "--week");
             var lessons = day is { } d ? device.Week(d) : [];
             var conflicts = device.Conflicts();
             var devices = device.Devices();

@@ -89,7 +89,11 @@ public sealed class DeviceCliTests : IDisposable
         // Bad input: one line, exit 2 or 15, nothing recorded.
         Device(LogCheck.ExitUsage, Pin + "\n", "absent", "--lesson", "not-an-occurrence", "--student", "lea", "--pin-stdin").Err.Should().StartWith("error: ");
         Device(DeviceCommands.ExitRefused, Pin + "\n", "absent", "--lesson", pianoLesson, "--student", "nobody", "--pin-stdin").Err.Should().Contain("refused: ");
-        Device(LogCheck.ExitUsage, Pin + "\n", "move", "--lesson", nextPiano, "--date", "29.09.2026", "--start", "17:00", "--room", "r102", "--pin-stdin");
+        Device(LogCheck.ExitUsage, Pin + "\n", "move", "--lesson", nextPiano, "--date", "29.09.2026", "--start", "17:00", "--room", "r102", "--pin-stdin")
+            .Err.Should().Contain("--date '29.09.2026' is not a date (YYYY-MM-DD)");
+        Device(LogCheck.ExitUsage, Pin + "\n", "move", "--lesson", nextPiano, "--date", "2026-09-29", "--start", "5pm", "--room", "r102", "--pin-stdin")
+            .Err.Should().Contain("--start '5pm' is not a time of day (HH:MM)");
+        Device(LogCheck.ExitUsage, Pin + "\n", "status", "--week", "2026-13-01", "--pin-stdin").Err.Should().Contain("--week '2026-13-01' is not a date");
         Device(DeviceCommands.ExitRefused, Pin + "\n", "move", "--lesson", nextPiano, "--date", "2026-09-29", "--start", "17:30", "--duration", "0", "--room", "r102", "--pin-stdin")
             .Err.Should().Contain("refused: ").And.NotContain("warning: clash", "a move that was not recorded clashes with nothing");
 
