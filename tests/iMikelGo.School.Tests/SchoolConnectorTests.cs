@@ -355,6 +355,38 @@ public sealed class SchoolConnectorTests
     }
 
     [Fact]
+    public async Task A_record_whose_continued_lesson_was_withdrawn_meanwhile_does_not_stop_the_others_from_being_carried_over()
+    {
+        await using var world = new ConnectorWorld();
+        var (school, device, json) = await PublishedWithAnnasPhoneAsync(world);
+        var anna = new AccountId("anna");
+
+        // Offline, Anna cancels piano on Monday 12 Oct and records Lea absent in theory on Tuesday 6 Oct.
+        (await device.CancelAsync(new OccurrenceId(new SeriesId("piano-anna-1"), new DateOnly(2026, 10, 12)), CancellationReason.TeacherIll, true, null, None)).Succeeded.Should().BeTrue();
+        (await device.RecordAbsenceAsync(new OccurrenceId(new SeriesId("theory-1"), new DateOnly(2026, 10, 6)), new StudentId("lea"), true, "ill", None)).Succeeded.Should().BeTrue();
+
+        // Meanwhile Max leaves ensemble A from 1 Oct (piano and theory continue as new series), then a correction with the
+        // same effective date drops piano altogether: piano-anna-1.2 is withdrawn.
+        var withoutMax = json.Replace(", { \"id\": \"max\", \"name\": \"Max K.\" }", "", StringComparison.Ordinal);
+        await school.ImportAsync("json", withoutMax, null, None);
+        await school.PublishAsync(null, new DateOnly(2026, 10, 1), None);
+        var withoutPiano = string.Join('\n', withoutMax.Split('\n').Where(l => !l.Contains("\"piano-anna-1\"", StringComparison.Ordinal)));
+        await school.ImportAsync("json", withoutPiano, null, None);
+        (await school.PublishAsync(null, new DateOnly(2026, 10, 1), None)).ByType.Should().ContainKey("SeriesWithdrawn");
+        (await school.SyncAsync(anna, null, None)).Failures.Should().BeEmpty();
+
+        // The cancellation has no lesson left to land on; Lea's absence is carried to theory-1.2 all the same.
+        await device.SyncAsync(null, None);
+        (await school.SyncAsync(anna, null, None)).Failures.Should().BeEmpty();
+        (await school.SyncAsync(anna, null, None)).Failures.Should().BeEmpty();
+        await device.SyncAsync(null, None);
+        device.Week(new DateOnly(2026, 10, 5)).Should().ContainSingle(l => l.Occurrence.Series.Value.StartsWith("theory-1", StringComparison.Ordinal))
+            .Which.Should().Match<WeekLesson>(l => l.Occurrence == new OccurrenceId(new SeriesId("theory-1.2"), new DateOnly(2026, 10, 6)) &&
+                l.Students.Any(s => s.Id == new StudentId("lea") && s.Absent == true));
+        device.Digest.Should().Be(school.ReplicaOf(anna)!.Calendar.Digest());
+    }
+
+    [Fact]
     public async Task A_device_enrolled_after_another_recorded_changes_gets_the_whole_history_and_both_exchange_from_then_on()
     {
         await using var world = new ConnectorWorld();
