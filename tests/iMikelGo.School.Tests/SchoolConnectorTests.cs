@@ -387,6 +387,29 @@ public sealed class SchoolConnectorTests
     }
 
     [Fact]
+    public async Task A_teachers_cancellation_carried_to_a_continued_lesson_is_carried_on_when_it_continues_again()
+    {
+        await using var world = new ConnectorWorld();
+        var (school, device, json) = await PublishedWithAnnasPhoneAsync(world);
+        var anna = new AccountId("anna");
+        (await device.CancelAsync(new OccurrenceId(new SeriesId("piano-anna-1"), new DateOnly(2026, 10, 12)), CancellationReason.TeacherIll, true, null, None)).Succeeded.Should().BeTrue();
+        await device.SyncAsync(null, None);
+        (await school.SyncAsync(anna, null, None)).Failures.Should().BeEmpty();
+
+        // Max leaves from 1 Oct (piano-anna-1.2 gets Anna's cancellation of 12 Oct), then piano is renamed from 5 Oct.
+        var withoutMax = json.Replace(", { \"id\": \"max\", \"name\": \"Max K.\" }", "", StringComparison.Ordinal);
+        await school.ImportAsync("json", withoutMax, null, None);
+        await school.PublishAsync(null, new DateOnly(2026, 10, 1), None);
+        await school.ImportAsync("json", withoutMax.Replace("\"subject\": \"Klavier\"", "\"subject\": \"Klavierensemble\"", StringComparison.Ordinal), null, None);
+        await school.PublishAsync(null, new DateOnly(2026, 10, 5), None);
+        school.Report().Cancellations.Should().ContainSingle(c => c.Account == "anna").Which.Cancellations.Should().Be(1, "payroll keeps the cancellation");
+        (await school.SyncAsync(anna, null, None)).Failures.Should().BeEmpty();
+        await device.SyncAsync(null, None);
+        device.Week(new DateOnly(2026, 10, 12)).Should().ContainSingle(l => l.Occurrence.Series.Value.StartsWith("piano-anna-1", StringComparison.Ordinal))
+            .Which.Should().Match<WeekLesson>(l => l.Occurrence.Series.Value == "piano-anna-1.2.2" && l.Status == Engine.Merge.LessonStatus.Cancelled);
+    }
+
+    [Fact]
     public async Task A_device_enrolled_after_another_recorded_changes_gets_the_whole_history_and_both_exchange_from_then_on()
     {
         await using var world = new ConnectorWorld();

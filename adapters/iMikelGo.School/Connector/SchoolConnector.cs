@@ -261,15 +261,30 @@ public sealed partial class SchoolConnector : IAsyncDisposable
         }
     }
 
-    // The lessons of the merged calendar that a teacher decided (the deciding event is a device's) or recorded absences on.
-    private static Dictionary<OccurrenceId, LessonView> RecordedByTeachers(Replica replica)
+    // The lessons of the merged calendar that a teacher decided (the deciding event is a device's, or the school's copy of
+    // it on a continued series) or recorded absences on. The copy counts as the teacher's: else a lesson continued a second
+    // time (X → X.2 → X.2.2) would lose the cancellation, move or held carried to X.2.
+    private Dictionary<OccurrenceId, LessonView> RecordedByTeachers(Replica replica)
     {
-        var byTeachers = replica.Ledger.Applied.Where(e => e.Replica != replica.Id).Select(e => e.Hash).ToHashSet();
-        return byTeachers.Count == 0
-            ? []
-            : replica.Calendar.Lessons()
-                .Where(l => (l.Status != LessonStatus.Scheduled && l.DecidedBy is { } by && byTeachers.Contains(by)) || !l.Absent.IsEmpty)
-                .ToDictionary(l => l.Occurrence);
+        var teachers = replica.Ledger.Applied.Where(e => e.Replica != replica.Id).ToList();
+        if (teachers.Count == 0)
+        {
+            return [];
+        }
+
+        var byTeachers = teachers.Select(e => e.Hash).ToHashSet();
+        var carried = _publisher.CarryOver(replica.Account, teachers.Select(e => e.Payload))
+            .Select(p => p switch
+            {
+                LessonCancelled c => c.Occurrence,
+                LessonRescheduled r => r.Occurrence,
+                LessonHeld h => h.Occurrence,
+                _ => (OccurrenceId?)null,
+            })
+            .OfType<OccurrenceId>().ToHashSet();
+        return replica.Calendar.Lessons()
+            .Where(l => (l.Status != LessonStatus.Scheduled && l.DecidedBy is { } by && (byTeachers.Contains(by) || carried.Contains(l.Occurrence))) || !l.Absent.IsEmpty)
+            .ToDictionary(l => l.Occurrence);
     }
 
     /// <summary>
