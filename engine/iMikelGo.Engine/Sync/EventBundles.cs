@@ -20,7 +20,7 @@ public static class EventBundles
     /// Seals <paramref name="events"/> — all of one account: the chain of <paramref name="sender"/>, the sealing replica,
     /// and any events of other authors it forwards, each author's as one unbroken run — for <paramref name="recipients"/>.
     /// </summary>
-    /// <exception cref="ArgumentException">No events, events of several accounts, or an author's events with a gap.</exception>
+    /// <exception cref="ArgumentException">No events, events of several accounts, or an author's events with a gap or a seq twice.</exception>
     public static SealedBundle Seal(ReplicaId sender, IReadOnlyCollection<SignedEvent> events, IEnumerable<RecipientPublicKey> recipients)
     {
         ArgumentNullException.ThrowIfNull(events);
@@ -36,9 +36,10 @@ public static class EventBundles
         }
 
         var byAuthor = events.GroupBy(e => e.Event.Replica).ToList();
-        if (byAuthor.FirstOrDefault(g => g.Select(e => e.Event.Seq).Distinct().Count() != g.Max(e => e.Event.Seq) - g.Min(e => e.Event.Seq) + 1) is { } gap)
+        if (byAuthor.FirstOrDefault(g => g.Select(e => e.Event.Seq).Distinct().Count() != g.Count() || g.Count() != g.Max(e => e.Event.Seq) - g.Min(e => e.Event.Seq) + 1) is { } gap)
         {
-            // The header declares one range per author, and an opened bundle must hold every event of it.
+            // The header declares one range per author, and an opened bundle must hold every event of it exactly once
+            // (a seq given twice, a fork, would make every recipient refuse the whole bundle).
             throw new ArgumentException($"the events of {gap.Key} are not one unbroken run of its chain", nameof(events));
         }
 

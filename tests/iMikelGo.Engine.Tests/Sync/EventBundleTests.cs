@@ -86,6 +86,16 @@ public sealed class EventBundleTests
         var three = school.Ledger.Export(new AccountId("k-anna"));
         var gapped = () => EventBundles.Seal(school.Id, [three[0], three[2]], [d1.PublicKey]);
         gapped.Should().Throw<ArgumentException>().WithMessage("*not one unbroken run*", "the header could not declare it");
+
+        // A fork (two events at one seq) fills its range by count but is no run either: refused when sealed, not sealed
+        // into a bundle every recipient would refuse.
+        var twin = new Replica(new AccountId("k-anna"), key, (LedgerOptions?)null, null,
+            new ChainPosition(events[1].Event.Seq, events[1].Event.Hash, events[1].Event.Clock, events[1].Event.Time));
+        twin.Receive(events).Applied.Should().HaveCount(2);
+        twin.Record(new HolidaysDeclared("Winter", new DateOnly(2026, 12, 21), new DateOnly(2026, 12, 31))).Succeeded.Should().BeTrue();
+        var fork = twin.Ledger.Export(new AccountId("k-anna"))[2];
+        var forked = () => EventBundles.Seal(school.Id, [three[0], three[1], three[2], fork], [d1.PublicKey]);
+        forked.Should().Throw<ArgumentException>().WithMessage("*not one unbroken run*");
         var hollow = Bundle.Seal("k-anna", school.Id.Value, [new SequenceRange(school.Id.Value, 1, 2)], Encoding.UTF8.GetBytes(events[0].ToLine()), [d1.PublicKey]);
         EventBundles.TryOpen(hollow.Bytes, new AccountId("k-anna"), d1, null, out _, out var missing).Should().BeFalse();
         missing.Should().Contain("declares 2 event(s) but it holds 1");
