@@ -1,4 +1,6 @@
+using IMikelGo.Engine;
 using IMikelGo.Engine.Chains;
+using IMikelGo.Engine.Events;
 using IMikelGo.Engine.Relay;
 using IMikelGo.Engine.Sync;
 using IMikelGo.Sealing;
@@ -172,12 +174,16 @@ public sealed partial class SyncAgent : IDisposable
             return;
         }
 
-        if (!EventBundles.TryOpen(item.Data, _replica.Account, _replica.DecryptionKeys, null, out var opened, out var error))
+        state.School ??= _replica.School;
+        if (!EventBundles.TryOpen(item.Data, _replica.Account, _replica.DecryptionKeys, null, state.School, out var opened, out var error))
         {
             Refuse(item, error ?? "bundle refused", state);
             return;
         }
 
+        // A new device learns its school from the school's first bundle (its chain starts with account.opened, the same
+        // rule the ledger applies), before the bundles that forward the other devices' chains, maybe in the same page.
+        state.School ??= opened.FirstOrDefault(e => e.Event.Seq == 1 && e.Event.Payload is AccountOpened && e.Event.Replica.Value == header.SenderReplicaId)?.Event.Replica;
         events.AddRange(opened);
     }
 
@@ -285,6 +291,8 @@ public sealed partial class SyncAgent : IDisposable
     private sealed class State
     {
         public long Cursor { get; set; }
+
+        public ReplicaId? School { get; set; }
 
         public long Head { get; set; }
 

@@ -494,7 +494,7 @@ public sealed partial class SchoolConnector
     /// <summary>The school replica of one account as the relay client's sync port, over the connector's store.</summary>
     private sealed class SchoolSyncReplica(SchoolConnector connector, Replica replica) : ISyncReplica
     {
-        private (HashSet<ReplicaId> Recipients, long Head)? _announcing;
+        private (HashSet<ReplicaId> Recipients, EventHash Last)? _announcing;
 
         public int NewEvents { get; private set; }
 
@@ -528,9 +528,11 @@ public sealed partial class SchoolConnector
                 // ledger). The devices' chains are forwarded too: a device enrolled later cannot apply its own enrollment
                 // before the devices' events the school had seen when it wrote it, and the other devices seal for it only
                 // once it has published its key — which it does after applying its enrollment. The school's own chain
-                // comes last, so the bundle that completes the announcement is the one holding its head.
-                _announcing = (recipients, replica.Position.Seq);
-                return [.. all.Where(e => e.Event.Replica != Id).OrderBy(e => e.Event.Replica.Value, StringComparer.Ordinal).ThenBy(e => e.Event.Seq), .. own];
+                // comes first (its account.opened tells a new device who may forward); the announcement is complete once
+                // the bundle holding its last event is acknowledged.
+                List<SignedEvent> announcement = [.. own, .. all.Where(e => e.Event.Replica != Id).OrderBy(e => e.Event.Replica.Value, StringComparer.Ordinal).ThenBy(e => e.Event.Seq)];
+                _announcing = (recipients, announcement[^1].Event.Hash);
+                return announcement;
             }
 
             var unacked = await connector._store.UnacknowledgedAsync(Account.Value, cancellationToken).ConfigureAwait(false);
@@ -588,7 +590,7 @@ public sealed partial class SchoolConnector
         {
             var list = events.ToList();
             await connector._store.MarkAcknowledgedAsync(list.Select(e => e.Event.Hash.Hex), cancellationToken).ConfigureAwait(false);
-            if (_announcing is { } a && list.Any(e => e.Event.Replica == Id && e.Event.Seq >= a.Head))
+            if (_announcing is { } a && list.Any(e => e.Event.Hash == a.Last))
             {
                 var announcedBytes = await connector._store.GetValueAsync(Name("announced"), cancellationToken).ConfigureAwait(false);
                 var announced = announcedBytes is null ? [] : Encoding.UTF8.GetString(announcedBytes).Split('\n', StringSplitOptions.RemoveEmptyEntries).ToHashSet(StringComparer.Ordinal);

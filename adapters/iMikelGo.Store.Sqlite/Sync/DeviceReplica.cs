@@ -59,6 +59,9 @@ public sealed class DeviceReplica : IDisposable, ISyncReplica
     /// <summary>This device's replica id (the hash of its signing key).</summary>
     public ReplicaId Id => Replica.Id;
 
+    /// <inheritdoc />
+    public ReplicaId? School => Replica.Ledger.SchoolOf(Replica.Account);
+
     /// <summary>This device's signing public key, for the school's enrollment.</summary>
     public System.Collections.Immutable.ImmutableArray<byte> PublicKey => _key.PublicKey;
 

@@ -53,6 +53,9 @@ public sealed class Ledger
     /// <summary>Every applied event, in the order it was applied (causal, not necessarily total).</summary>
     public IEnumerable<Event> Applied => _accounts.Values.SelectMany(a => a.AppliedOrder);
 
+    /// <summary>The school replica of <paramref name="account"/> (the author of its applied <c>account.opened</c>), or null.</summary>
+    public ReplicaId? SchoolOf(AccountId account) => _accounts.TryGetValue(account, out var state) ? state.School : null;
+
     /// <summary>Number of applied events.</summary>
     public int AppliedCount => _accounts.Values.Sum(a => a.AppliedOrder.Count);
 
@@ -327,6 +330,8 @@ public sealed class Ledger
         public Calendar Calendar { get; } = new(account);
 
         private ReplicaId? _school;
+
+        public ReplicaId? School => _school;
 
         public bool IsSchool(ReplicaId replica) => _school == replica;
 

@@ -1,6 +1,7 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Text;
 using IMikelGo.Engine.Chains;
+using IMikelGo.Engine.Events;
 using IMikelGo.Sealing;
 
 namespace IMikelGo.Engine.Sync;
@@ -9,10 +10,11 @@ namespace IMikelGo.Engine.Sync;
 /// Seals a batch of signed events into one bundle for the account's recipient devices, and opens one again.
 /// The bundle's authenticated header names the account, the sender and one sequence range per author; on
 /// opening, every event must belong to that account and lie inside those ranges, so a bundle cannot smuggle
-/// events of another account or beyond what the header declares. A replica sends its own chain and may forward
-/// other authors' events of the account (the school passes the devices' chains to a device enrolled later, whose
-/// enrollment depends on them): authorship is not the sender's word but each event's own checkpoint signature and
-/// hash chain, verified again by the <see cref="Ledger"/>.
+/// events of another account or beyond what the header declares. A replica sends its own chain; the account's school
+/// may also forward the devices' chains (to a device enrolled later, whose enrollment depends on them). Authorship is
+/// each event's own checkpoint signature and hash chain, verified again by the <see cref="Ledger"/>; forwarding is
+/// still limited to the school, so that a device cannot pass on events signed with another (e.g. revoked) device's
+/// key, which the relay would refuse from that device itself.
 /// </summary>
 public static class EventBundles
 {
@@ -55,11 +57,23 @@ public static class EventBundles
     }
 
     /// <summary>
-    /// Opens a bundle read from <paramref name="account"/>'s mailbox and parses its events; any fault is
-    /// returned in <paramref name="error"/> and then no event is returned.
+    /// Opens a bundle read from <paramref name="account"/>'s mailbox and parses its events, every one of them written by
+    /// the bundle's sender unless the bundle also holds the sender's <c>account.opened</c> (a school forwarding device
+    /// chains); any fault is returned in <paramref name="error"/> and then no event is returned.
     /// </summary>
     public static bool TryOpen(
         ReadOnlySpan<byte> bundle, AccountId account, IRecipientKeys keys, ISeenBundles? seen,
+        [NotNullWhen(true)] out IReadOnlyList<SignedEvent>? events, out string? error) =>
+        TryOpen(bundle, account, keys, seen, forwarder: null, out events, out error);
+
+    /// <summary>
+    /// Opens a bundle read from <paramref name="account"/>'s mailbox and parses its events; any fault is returned in
+    /// <paramref name="error"/> and then no event is returned. Events of other authors than the bundle's sender are
+    /// accepted only when the sender is <paramref name="forwarder"/> (the account's school) or, when the recipient knows no
+    /// school yet (null), when the bundle holds the sender's own <c>account.opened</c>.
+    /// </summary>
+    public static bool TryOpen(
+        ReadOnlySpan<byte> bundle, AccountId account, IRecipientKeys keys, ISeenBundles? seen, ReplicaId? forwarder,
         [NotNullWhen(true)] out IReadOnlyList<SignedEvent>? events, out string? error)
     {
         events = null;
@@ -98,6 +112,18 @@ public static class EventBundles
             }
 
             parsed.Add(e);
+        }
+
+        // Forwarding is the school's: the one the recipient knows, or — for a recipient that knows none yet — the sender
+        // whose own account.opened is in the bundle (the ledger's rule for who the school is).
+        var sender = opened.Header.SenderReplicaId;
+        var forwards = forwarder is { } school
+            ? school.Value == sender
+            : parsed.Any(e => e.Event.Seq == 1 && e.Event.Payload is AccountOpened && e.Event.Replica.Value == sender);
+        if (!forwards && parsed.FirstOrDefault(e => e.Event.Replica.Value != sender) is { } foreign)
+        {
+            error = $"bundle {opened.Header.BundleId}: event {foreign.Event.Describe()} was not written by the bundle's sender {sender}, which is not the account's school (only the school forwards events)";
+            return false;
         }
 
         // The header's ranges are a promise: every declared event must be present, exactly once.

@@ -15,6 +15,13 @@ public interface ISyncReplica
     /// <summary>This replica's id (the caller id of its relay requests and the sender of its bundles).</summary>
     ReplicaId Id { get; }
 
+    /// <summary>
+    /// The account's school as far as this replica knows it: the one sender whose bundles may carry other authors'
+    /// events (forwarded device chains). Null: every event must be its bundle's sender's; the sync agent then also
+    /// takes the author of an <c>account.opened</c> it opens in a bundle of that author for the rest of the sync.
+    /// </summary>
+    ReplicaId? School => null;
+
     /// <summary>This device's private encryption keys, for opening bundles addressed to it.</summary>
     IRecipientKeys DecryptionKeys { get; }
 

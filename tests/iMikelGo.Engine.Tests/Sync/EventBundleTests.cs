@@ -71,17 +71,21 @@ public sealed class EventBundleTests
         using var d1 = EncryptionKeyPair.Generate();
         var payload = Encoding.UTF8.GetBytes(string.Join("\n", events.Concat(otherEvents).Select(e => e.ToLine())));
         var smuggled = Bundle.Seal("k-anna", school.Id.Value, [new SequenceRange(school.Id.Value, 1, 2)], payload, [d1.PublicKey]);
-        // Forwarded events (another sender than their author) open: they are as authentic as their own signatures,
-        // which the ledger checks; a forwarder cannot alter them.
-        var forwarded = Bundle.Seal("k-anna", "rnobody", [new SequenceRange(school.Id.Value, 1, 2)],
+        // Events of another author open only when the sender is the forwarder the recipient names (the account's school):
+        // a device cannot pass on events signed with another device's key, which the relay refuses from that device.
+        var forwarder = new ReplicaId("rforwarder");
+        var forwarded = Bundle.Seal("k-anna", forwarder.Value, [new SequenceRange(school.Id.Value, 1, 2)],
             Encoding.UTF8.GetBytes(string.Join("\n", events.Select(e => e.ToLine()))), [d1.PublicKey]);
-        EventBundles.TryOpen(forwarded.Bytes, new AccountId("k-anna"), d1, null, out var passedOn, out _).Should().BeTrue();
-        new Ledger().Ingest(passedOn!).Applied.Should().HaveCount(2);
+        EventBundles.TryOpen(forwarded.Bytes, new AccountId("k-anna"), d1, null, out _, out var notSender).Should().BeFalse();
+        notSender.Should().Contain("not written by the bundle's sender rforwarder").And.Contain("only the school forwards");
+        EventBundles.TryOpen(forwarded.Bytes, new AccountId("k-anna"), d1, null, new ReplicaId("rsomeoneelse"), out _, out _).Should().BeFalse();
+        EventBundles.TryOpen(forwarded.Bytes, new AccountId("k-anna"), d1, null, forwarder, out var passedOn, out _).Should().BeTrue();
+        new Ledger().Ingest(passedOn!).Applied.Should().HaveCount(2, "forwarded events are as authentic as their own signatures");
         var altered = events[1].ToLine().Replace("\"Piano\"", "\"Piana\"", StringComparison.Ordinal);
-        var tampered = Bundle.Seal("k-anna", "rnobody", [new SequenceRange(school.Id.Value, 1, 2)],
+        var tampered = Bundle.Seal("k-anna", forwarder.Value, [new SequenceRange(school.Id.Value, 1, 2)],
             Encoding.UTF8.GetBytes(events[0].ToLine() + "\n" + altered), [d1.PublicKey]);
-        EventBundles.TryOpen(tampered.Bytes, new AccountId("k-anna"), d1, null, out _, out var alteredError).Should().BeFalse();
-        alteredError.Should().Contain("does not match the SHA-256", "an altered forwarded event fails its own hash");
+        EventBundles.TryOpen(tampered.Bytes, new AccountId("k-anna"), d1, null, forwarder, out _, out var alteredError).Should().BeFalse();
+        alteredError.Should().Contain("does not match the SHA-256", "a forwarder cannot alter an event");
         school.Record(new HolidaysDeclared("Herbst", new DateOnly(2026, 10, 26), new DateOnly(2026, 10, 30))).Succeeded.Should().BeTrue();
         var three = school.Ledger.Export(new AccountId("k-anna"));
         var gapped = () => EventBundles.Seal(school.Id, [three[0], three[2]], [d1.PublicKey]);
