@@ -560,8 +560,11 @@ public sealed partial class SchoolConnector
             // the school on the new series (sent with the next push). Stored before the received events: after a crash
             // in between, the page is pulled again and carried again, which changes nothing in the calendar.
             var before = replica.Position.Seq;
+            // A record the calendar rejected for its author (it names a lesson its author could not have seen) gets no
+            // effect through the school either.
+            var rejected = replica.Calendar.Rejected.Select(r => r.Event).ToHashSet();
             var carried = connector._publisher.CarryOver(Account,
-                report.Applied.Where(e => e.Replica != Id).Select(e => e.Payload));
+                report.Applied.Where(e => e.Replica != Id && !rejected.Contains(e.Hash)).Select(e => e.Payload));
             if (carried.Count > 0)
             {
                 // A record may have no lesson left to land on (its new series was withdrawn by a later version): then each
