@@ -439,6 +439,24 @@ public sealed class SchoolConnectorTests
         await phone.SyncAsync(null, None);
         await laptop.SyncAsync(null, None);
         laptop.Week(tuesday.Date).Single(l => l.Occurrence == tuesday.Occurrence).Students.Should().Contain(s => s.Id == other && s.Absent == true);
+
+        // A tablet joins after both recorded changes: the school forwards both chains, and all three converge.
+        (await laptop.CancelAsync(monday.Occurrence, CancellationReason.TeacherIll, true, null, None)).Succeeded.Should().BeTrue();
+        await laptop.SyncAsync(null, None);
+        (await school.SyncAsync(anna, null, None)).Failures.Should().BeEmpty();
+        var tablet = await world.EnrolledDeviceAsync("tablet", await school.IssueLicenseAsync(anna, None));
+        (await school.SyncAsync(anna, null, None)).Failures.Should().BeEmpty();
+        await tablet.SyncAsync(null, None);
+        foreach (var device in new[] { phone, laptop, tablet, phone, laptop, tablet })
+        {
+            await device.SyncAsync(null, None);
+        }
+
+        var weeks = new[] { phone, laptop, tablet }.Select(d => d.Week(monday.Date).Select(l => (l.Occurrence, l.Status, Absent: string.Join(",", l.Students.Select(x => $"{x.Id.Value}={x.Absent}")))).ToList()).ToList();
+        weeks[1].Should().Equal(weeks[0]);
+        weeks[2].Should().Equal(weeks[0], "the tablet that joined last holds what both others recorded");
+        weeks[2].Should().Contain(l => l.Occurrence == monday.Occurrence && l.Status == Engine.Merge.LessonStatus.Cancelled);
+        tablet.Devices().Should().HaveCount(3);
     }
 
     [Fact]
