@@ -196,3 +196,16 @@ internal sealed class CrashAfterPush(IRelayClient inner) : ForwardingRelayClient
         return result;
     }
 }
+
+/// <summary>A relay client whose pushes are lost (never reach the relay) while its switch says so.</summary>
+internal sealed class LosePushes(IRelayClient inner, LosePushes.Switch lose) : ForwardingRelayClient(inner)
+{
+    public override Task<PushResult> PushAsync(string account, ReadOnlyMemory<byte> bundle, CancellationToken cancellationToken) =>
+        lose.Lose ? throw new RelayException("simulated: the push was lost") : Inner.PushAsync(account, bundle, cancellationToken);
+
+    /// <summary>Shared by the clients of every account.</summary>
+    internal sealed class Switch
+    {
+        public bool Lose { get; set; }
+    }
+}

@@ -460,6 +460,40 @@ public sealed class SchoolConnectorTests
     }
 
     [Fact]
+    public async Task A_device_enrolled_while_the_last_announcement_bundle_waits_to_be_sent_again_still_gets_the_whole_history()
+    {
+        await using var world = new ConnectorWorld();
+        var relay = new LosePushes.Switch();
+        world.Options.WrapRelayClient = c => new LosePushes(c, relay);
+        var (school, phone, _) = await PublishedWithAnnasPhoneAsync(world);
+        var anna = new AccountId("anna");
+        var lesson = phone.Week(new DateOnly(2026, 10, 5)).First(l => l.Students.Count > 0);
+        (await phone.RecordAbsenceAsync(lesson.Occurrence, lesson.Students[0].Id, true, "ill", None)).Succeeded.Should().BeTrue();
+        await phone.SyncAsync(null, None);
+        (await school.SyncAsync(anna, null, None)).Failures.Should().BeEmpty();
+
+        // The announcement to a laptop is lost on the way (its bundle stays the connector's outgoing one) ...
+        var laptop = await world.EnrolledDeviceAsync("laptop", await school.IssueLicenseAsync(anna, None));
+        relay.Lose = true;
+        (await school.SyncAsync(anna, null, None)).Failures.Should().NotBeEmpty();
+        relay.Lose = false;
+
+        // ... and a tablet is enrolled before it is sent again: that bundle was sealed without the tablet's key.
+        var tablet = await world.EnrolledDeviceAsync("tablet", await school.IssueLicenseAsync(anna, None));
+        (await school.SyncAsync(anna, null, None)).Failures.Should().BeEmpty();
+        (await school.SyncAsync(anna, null, None)).Failures.Should().BeEmpty();
+        foreach (var device in new[] { laptop, tablet, phone, laptop, tablet })
+        {
+            await device.SyncAsync(null, None);
+            (await school.SyncAsync(anna, null, None)).Failures.Should().BeEmpty();
+        }
+
+        tablet.Week(lesson.Date).Single(l => l.Occurrence == lesson.Occurrence).Students.Should().Contain(s => s.Id == lesson.Students[0].Id && s.Absent == true,
+            "the school announces the account's log to the tablet too");
+        tablet.Devices().Should().HaveCount(3);
+    }
+
+    [Fact]
     public async Task A_term_longer_than_a_school_year_is_refused_at_import_and_nothing_is_kept()
     {
         await using var world = new ConnectorWorld();

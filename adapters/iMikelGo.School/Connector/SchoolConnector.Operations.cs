@@ -511,7 +511,8 @@ public sealed partial class SchoolConnector
 
         public async Task<IReadOnlyList<SignedEvent>> PendingAsync(CancellationToken cancellationToken)
         {
-            var recipients = Recipients().Keys.ToHashSet();
+            var current = Recipients();
+            var recipients = current.Keys.ToHashSet();
             _announcing = null;
             if (recipients.Count == 0)
             {
@@ -531,7 +532,15 @@ public sealed partial class SchoolConnector
                 // comes first (its account.opened tells a new device who may forward); the announcement is complete once
                 // the bundle holding its last event is acknowledged.
                 List<SignedEvent> announcement = [.. own, .. all.Where(e => e.Event.Replica != Id).OrderBy(e => e.Event.Replica.Value, StringComparer.Ordinal).ThenBy(e => e.Event.Seq)];
-                _announcing = (recipients, announcement[^1].Event.Hash);
+
+                // An outgoing bundle left by an earlier run is sent again first, sealed for the recipients of then: when
+                // it holds the last event it completes the announcement only if it reaches every current recipient (a
+                // device enrolled since would otherwise count as announced without having received anything). If not,
+                // the next call announces again.
+                var outgoing = await GetOutgoingAsync(cancellationToken).ConfigureAwait(false);
+                var stale = outgoing is not null &&
+                    (!Bundle.TryReadHeader(outgoing.Data, out var header, out _) || !current.Values.All(k => header.RecipientKeyIds.Contains(k.Id)));
+                _announcing = stale ? null : (recipients, announcement[^1].Event.Hash);
                 return announcement;
             }
 
