@@ -494,6 +494,40 @@ public sealed class SchoolConnectorTests
     }
 
     [Fact]
+    public async Task The_school_refuses_a_device_bundle_that_forwards_a_revoked_devices_events_behind_a_fake_account_opened()
+    {
+        await using var world = new ConnectorWorld();
+        var (school, phone, _) = await PublishedWithAnnasPhoneAsync(world);
+        var anna = new AccountId("anna");
+        var lesson = phone.Week(new DateOnly(2026, 10, 5)).First(l => l.Students.Count > 0);
+
+        // A second device, enrolled, then revoked (stolen): the relay refuses its pushes from now on.
+        using var stolenKey = ReplicaKey.Create();
+        using var stolenHpke = IMikelGo.Sealing.EncryptionKeyPair.Generate();
+        var license = await school.IssueLicenseAsync(anna, None);
+        await school.EnrollDirectAsync(new DirectEnrollment(license.License.Value, license.Password, stolenKey.PublicKey, stolenHpke.PublicKey, "stolen"), None);
+        var stolen = new Replica(anna, stolenKey);
+        stolen.Receive(school.ReplicaOf(anna)!.Ledger.Export(anna)).Refused.Should().BeEmpty();
+        await school.WipeAsync(anna, stolenKey.Replica, "stolen", None);
+        var written = stolen.Record(new StudentAbsent(lesson.Occurrence, lesson.Students[0].Id, false, "forged"));
+        written.Succeeded.Should().BeTrue();
+
+        // Another device of the account (any relay caller; its push is stored under its own id) passes the revoked
+        // device's event on, behind an account.opened of its own so that the bundle looks like the school's forwarding.
+        using var forwarderKey = ReplicaKey.Create();
+        var opened = new Replica(anna, forwarderKey).Record(new AccountOpened("fake", "fake", forwarderKey.PublicKey));
+        opened.Succeeded.Should().BeTrue();
+        var schoolKey = school.ReplicaOf(anna)!.Ledger.RecipientKeys(anna)[school.ReplicaOf(anna)!.Id];
+        IMikelGo.Sealing.RecipientPublicKey.TryParse(schoolKey.AsSpan(), out var recipient, out _).Should().BeTrue();
+        var bundle = IMikelGo.Engine.Sync.EventBundles.Seal(forwarderKey.Replica, [opened.Event!, written.Event!], [recipient!]);
+        await world.Mailboxes.AppendAsync(anna.Value, bundle.BundleId, forwarderKey.Replica.Value, bundle.Bytes, None);
+
+        await school.SyncAsync(anna, null, None);
+        school.ReplicaOf(anna)!.Ledger.Find(anna, stolenKey.Replica, written.Event!.Event.Seq).Should()
+            .BeNull("only the school forwards other authors' events; to the school itself, nobody does");
+    }
+
+    [Fact]
     public async Task A_term_longer_than_a_school_year_is_refused_at_import_and_nothing_is_kept()
     {
         await using var world = new ConnectorWorld();

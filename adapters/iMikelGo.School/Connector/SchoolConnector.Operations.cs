@@ -502,6 +502,11 @@ public sealed partial class SchoolConnector
 
         public ReplicaId Id => replica.Id;
 
+        // The school is the only forwarder, and it forwards to nobody but devices: every bundle it opens must hold only
+        // its sender's events. Left null, a device bundle holding an account.opened of the device's own passed as the
+        // school's, and could carry a revoked device's events the relay refuses from that device.
+        public ReplicaId? School => replica.Id;
+
         public IRecipientKeys DecryptionKeys => connector._hpke;
 
         private string Name(string kind) => $"{kind}/{Account.Value}";
