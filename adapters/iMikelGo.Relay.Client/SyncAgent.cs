@@ -174,16 +174,23 @@ public sealed partial class SyncAgent : IDisposable
             return;
         }
 
-        state.School ??= _replica.School;
-        if (!EventBundles.TryOpen(item.Data, _replica.Account, _replica.DecryptionKeys, null, state.School, out var opened, out var error))
+        // A replica that knows no school yet lets every sender that showed its own account.opened in this sync forward
+        // (the school's announcement starts with it; the bundles forwarding the devices' chains follow, maybe in the same
+        // page), and the ledger decides which one is the school. Taking only the first such sender would let any device
+        // whose bundle with a forged account.opened comes before the school's make it refuse the school's forwarding.
+        var sender = new ReplicaId(header.SenderReplicaId);
+        var forwarder = _replica.School ?? (state.Openers.Contains(sender) ? sender : null);
+        if (!EventBundles.TryOpen(item.Data, _replica.Account, _replica.DecryptionKeys, null, forwarder, out var opened, out var error))
         {
             Refuse(item, error ?? "bundle refused", state);
             return;
         }
 
-        // A new device learns its school from the school's first bundle (its chain starts with account.opened, the same
-        // rule the ledger applies), before the bundles that forward the other devices' chains, maybe in the same page.
-        state.School ??= opened.FirstOrDefault(e => e.Event.Seq == 1 && e.Event.Payload is AccountOpened && e.Event.Replica.Value == header.SenderReplicaId)?.Event.Replica;
+        if (opened.Any(e => e.Event.Seq == 1 && e.Event.Payload is AccountOpened && e.Event.Replica == sender))
+        {
+            state.Openers.Add(sender);
+        }
+
         events.AddRange(opened);
     }
 
@@ -292,7 +299,7 @@ public sealed partial class SyncAgent : IDisposable
     {
         public long Cursor { get; set; }
 
-        public ReplicaId? School { get; set; }
+        public HashSet<ReplicaId> Openers { get; } = [];
 
         public long Head { get; set; }
 

@@ -114,7 +114,8 @@ internal sealed class ConnectorWorld : IAsyncDisposable
     }
 
     /// <summary>A teacher device whose enrollment channel reaches the connector in-process (license + password checked there).</summary>
-    internal async Task<TeacherDevice> EnrolledDeviceAsync(string name, IssuedLicense license)
+    /// <remarks><paramref name="requested"/> sees the device's enrollment request (e.g. its encryption key).</remarks>
+    internal async Task<TeacherDevice> EnrolledDeviceAsync(string name, IssuedLicense license, Action<EnrollmentRequest>? requested = null)
     {
         var device = await TeacherDevice.OpenAsync(new TeacherDeviceOptions
         {
@@ -123,6 +124,7 @@ internal sealed class ConnectorWorld : IAsyncDisposable
             DeviceLabel = name,
             Enrollment = new DelegateEnrollmentChannel(async (request, ct) =>
             {
+                requested?.Invoke(request);
                 try
                 {
                     var (account, _, peers) = await School!.EnrollDirectAsync(

@@ -528,6 +528,43 @@ public sealed class SchoolConnectorTests
     }
 
     [Fact]
+    public async Task A_new_device_still_takes_the_schools_forwarding_after_a_bundle_with_a_forged_account_opened_came_first()
+    {
+        await using var world = new ConnectorWorld();
+        var (school, phone, _) = await PublishedWithAnnasPhoneAsync(world);
+        var anna = new AccountId("anna");
+        var lesson = phone.Week(new DateOnly(2026, 10, 5)).First(l => l.Students.Count > 0);
+        (await phone.RecordAbsenceAsync(lesson.Occurrence, lesson.Students[0].Id, true, "ill", None)).Succeeded.Should().BeTrue();
+        await phone.SyncAsync(null, None);
+        (await school.SyncAsync(anna, null, None)).Failures.Should().BeEmpty();
+
+        // Before the school announces the log to a new laptop, another sender seals it a bundle with an account.opened of
+        // its own. Its id sorts after the school's, so the laptop's ledger keeps the real school (the ledger's choice is
+        // not what this test is about).
+        IMikelGo.Sealing.RecipientPublicKey? laptopKey = null;
+        var laptop = await world.EnrolledDeviceAsync("laptop", await school.IssueLicenseAsync(anna, None), r => laptopKey = r.EncryptionKey);
+        var schoolId = school.ReplicaOf(anna)!.Id;
+        ReplicaKey forger;
+        while ((forger = ReplicaKey.Create()).Replica.CompareTo(schoolId) < 0)
+        {
+            forger.Dispose();
+        }
+
+        using (forger)
+        {
+            var opened = new Replica(anna, forger).Record(new AccountOpened("fake", "fake", forger.PublicKey));
+            var bundle = IMikelGo.Engine.Sync.EventBundles.Seal(forger.Replica, [opened.Event!], [laptopKey!]);
+            await world.Mailboxes.AppendAsync(anna.Value, bundle.BundleId, forger.Replica.Value, bundle.Bytes, None);
+        }
+
+        (await school.SyncAsync(anna, null, None)).Failures.Should().BeEmpty();
+        await laptop.SyncAsync(null, None);
+        await laptop.SyncAsync(null, None);
+        laptop.Week(lesson.Date).Single(l => l.Occurrence == lesson.Occurrence).Students.Should().Contain(s => s.Id == lesson.Students[0].Id && s.Absent == true,
+            "the school's bundles forwarding the phone's chain are not refused for the forger's sake");
+    }
+
+    [Fact]
     public async Task A_term_longer_than_a_school_year_is_refused_at_import_and_nothing_is_kept()
     {
         await using var world = new ConnectorWorld();

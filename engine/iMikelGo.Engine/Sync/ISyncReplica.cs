@@ -18,7 +18,7 @@ public interface ISyncReplica
     /// <summary>
     /// The account's school as far as this replica knows it: the one sender whose bundles may carry other authors'
     /// events (forwarded device chains). Null: every event must be its bundle's sender's; the sync agent then also
-    /// takes the author of an <c>account.opened</c> it opens in a bundle of that author for the rest of the sync.
+    /// lets every sender whose own <c>account.opened</c> it opened forward for the rest of the sync (the ledger decides which is the school).
     /// </summary>
     ReplicaId? School => null;
 
