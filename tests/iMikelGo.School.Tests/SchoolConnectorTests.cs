@@ -298,7 +298,7 @@ public sealed class SchoolConnectorTests
         payroll.Should().BeEquivalentTo(new Dictionary<string, int> { ["2026-10"] = 1 });
 
         // Max leaves ensemble A from Tuesday 29 Sep on: piano continues as piano-anna-1.2 with Lea alone.
-        await school.ImportAsync("json", json.Replace(", { \"id\": \"max\", \"name\": \"Max K.\" }", "", StringComparison.Ordinal), null, None);
+        await school.ImportAsync("json", WithoutMax(json), null, None);
         var diff = await school.PublishAsync(null, new DateOnly(2026, 9, 29), None);
         diff.ByType.Should().ContainKey("SeriesPublished");
         (await school.SyncAsync(anna, null, None)).Failures.Should().BeEmpty();
@@ -332,7 +332,7 @@ public sealed class SchoolConnectorTests
         (await device.RecordAbsenceAsync(fifth, new StudentId("max"), false, null, None)).Succeeded.Should().BeTrue();
 
         // Meanwhile Max leaves ensemble A from 1 Oct: piano continues as piano-anna-1.2; the connector restarts.
-        await school.ImportAsync("json", json.Replace(", { \"id\": \"max\", \"name\": \"Max K.\" }", "", StringComparison.Ordinal), null, None);
+        await school.ImportAsync("json", WithoutMax(json), null, None);
         await school.PublishAsync(null, new DateOnly(2026, 10, 1), None);
         (await school.SyncAsync(anna, null, None)).Failures.Should().BeEmpty();
         school = await world.ReopenAsync();
@@ -367,7 +367,7 @@ public sealed class SchoolConnectorTests
 
         // Meanwhile Max leaves ensemble A from 1 Oct (piano and theory continue as new series), then a correction with the
         // same effective date drops piano altogether: piano-anna-1.2 is withdrawn.
-        var withoutMax = json.Replace(", { \"id\": \"max\", \"name\": \"Max K.\" }", "", StringComparison.Ordinal);
+        var withoutMax = WithoutMax(json);
         await school.ImportAsync("json", withoutMax, null, None);
         await school.PublishAsync(null, new DateOnly(2026, 10, 1), None);
         var withoutPiano = string.Join('\n', withoutMax.Split('\n').Where(l => !l.Contains("\"piano-anna-1\"", StringComparison.Ordinal)));
@@ -397,7 +397,7 @@ public sealed class SchoolConnectorTests
         (await school.SyncAsync(anna, null, None)).Failures.Should().BeEmpty();
 
         // Max leaves from 1 Oct (piano-anna-1.2 gets Anna's cancellation of 12 Oct), then piano is renamed from 5 Oct.
-        var withoutMax = json.Replace(", { \"id\": \"max\", \"name\": \"Max K.\" }", "", StringComparison.Ordinal);
+        var withoutMax = WithoutMax(json);
         await school.ImportAsync("json", withoutMax, null, None);
         await school.PublishAsync(null, new DateOnly(2026, 10, 1), None);
         await school.ImportAsync("json", withoutMax.Replace("\"subject\": \"Klavier\"", "\"subject\": \"Klavierensemble\"", StringComparison.Ordinal), null, None);
@@ -590,7 +590,7 @@ public sealed class SchoolConnectorTests
         await school.PublishAsync(null, None);
 
         // Max leaves ensemble A from 1 Oct: piano continues as piano-anna-1.2.
-        var withoutMax = json.Replace(", { \"id\": \"max\", \"name\": \"Max K.\" }", "", StringComparison.Ordinal);
+        var withoutMax = WithoutMax(json);
         await school.ImportAsync("json", withoutMax, null, None);
         await school.PublishAsync(null, new DateOnly(2026, 10, 1), None);
 
@@ -609,6 +609,9 @@ public sealed class SchoolConnectorTests
             "each version holds the weeks from its effective date to the next one");
         piano.Should().OnlyContain(l => l.Subject == (l.Date < new DateOnly(2026, 11, 2) ? "Klavier" : "Klavierensemble"));
     }
+
+    /// <summary>The documented JSON school with Max gone from ensemble A (its lessons continue as new series).</summary>
+    private static string WithoutMax(string json) => json.Replace(", { \"id\": \"max\", \"name\": \"Max K.\" }", "", StringComparison.Ordinal);
 
     /// <summary>The documented JSON school published through the relay, and a phone of Anna's enrolled and synced.</summary>
     private static async Task<(SchoolConnector School, TeacherDevice Device, string Json)> PublishedWithAnnasPhoneAsync(ConnectorWorld world)
