@@ -382,7 +382,7 @@ internal sealed class DemoLog : IDisposable
             batch.Add(fact);
             if (kind is not null)
             {
-                edits.Add((OccurrenceOf(fact), kind));
+                edits.Add((Engine.Merge.Calendar.OccurrenceOf(fact)!.Value, kind));
             }
         }
 
@@ -533,16 +533,6 @@ internal sealed class DemoLog : IDisposable
             }
         }
     }
-
-    private static OccurrenceId OccurrenceOf(LessonEvent fact) => fact switch
-    {
-        LessonHeld h => h.Occurrence,
-        LessonCancelled c => c.Occurrence,
-        LessonRescheduled r => r.Occurrence,
-        StudentAbsent a => a.Occurrence,
-        AbsenceWithdrawn w => w.Occurrence,
-        _ => throw new ArgumentOutOfRangeException(nameof(fact)),
-    };
 
     private sealed record Device(Replica Replica, string Label)
     {

@@ -274,14 +274,8 @@ public sealed partial class SchoolConnector : IAsyncDisposable
 
         var byTeachers = teachers.Select(e => e.Hash).ToHashSet();
         var carried = _publisher.CarryOver(replica.Account, teachers.Select(e => e.Payload))
-            .Select(p => p switch
-            {
-                LessonCancelled c => c.Occurrence,
-                LessonRescheduled r => r.Occurrence,
-                LessonHeld h => h.Occurrence,
-                _ => (OccurrenceId?)null,
-            })
-            .OfType<OccurrenceId>().ToHashSet();
+            .Where(p => p is LessonCancelled or LessonRescheduled or LessonHeld)
+            .Select(Engine.Merge.Calendar.OccurrenceOf).OfType<OccurrenceId>().ToHashSet();
         return replica.Calendar.Lessons()
             .Where(l => (l.Status != LessonStatus.Scheduled && l.DecidedBy is { } by && (byTeachers.Contains(by) || carried.Contains(l.Occurrence))) || !l.Absent.IsEmpty)
             .ToDictionary(l => l.Occurrence);

@@ -400,16 +400,7 @@ public sealed class TimetablePublisher
         var carried = new List<LessonEvent>();
         foreach (var record in records)
         {
-            var occurrence = record switch
-            {
-                StudentAbsent a => a.Occurrence,
-                AbsenceWithdrawn w => w.Occurrence,
-                LessonCancelled c => c.Occurrence,
-                LessonRescheduled r => r.Occurrence,
-                LessonHeld h => h.Occurrence,
-                _ => (OccurrenceId?)null,
-            };
-            if (occurrence is not { } from || Successor(state, from) is not { } to)
+            if (Engine.Merge.Calendar.OccurrenceOf(record) is not { } from || Successor(state, from) is not { } to)
             {
                 continue;
             }

@@ -122,7 +122,7 @@ public sealed class Calendar
                     break;
                 }
 
-                var occurrence = OccurrenceOf(e.Payload);
+                var occurrence = LessonOf(e.Payload);
                 Advance(Index(_absenceFrontier, occurrence.Series), (occurrence, StudentOf(e.Payload)), fact);
                 break;
             case LessonCancelled or LessonRescheduled or LessonHeld or ConflictResolved:
@@ -132,7 +132,7 @@ public sealed class Calendar
                     break;
                 }
 
-                var lesson = OccurrenceOf(e.Payload);
+                var lesson = LessonOf(e.Payload);
                 Advance(Index(_statusFrontier, lesson.Series), lesson, fact);
                 break;
             default:
@@ -178,7 +178,7 @@ public sealed class Calendar
     private string? Check(Fact fact)
     {
         var payload = fact.Event.Payload;
-        var occurrence = OccurrenceOf(payload);
+        var occurrence = LessonOf(payload);
         var reason = CheckOccurrence(SeenSchoolSeq(fact), occurrence, payload is StudentAbsent or AbsenceWithdrawn ? StudentOf(payload) : null);
         if (reason is null && payload is ConflictResolved resolved &&
             (!_facts.TryGetValue(resolved.Keep, out var kept) || !fact.HasSeen(kept) ||
@@ -197,7 +197,11 @@ public sealed class Calendar
         _ => throw new ArgumentOutOfRangeException(nameof(payload)),
     };
 
-    internal static OccurrenceId OccurrenceOf(LessonEvent payload) => payload switch
+    /// <summary>
+    /// The lesson occurrence <paramref name="payload"/> is about (an absence or its withdrawal, a cancellation, move,
+    /// lesson held or conflict resolution), or null for any other event.
+    /// </summary>
+    public static OccurrenceId? OccurrenceOf(LessonEvent payload) => payload switch
     {
         LessonCancelled c => c.Occurrence,
         LessonRescheduled r => r.Occurrence,
@@ -205,8 +209,10 @@ public sealed class Calendar
         ConflictResolved x => x.Occurrence,
         StudentAbsent a => a.Occurrence,
         AbsenceWithdrawn w => w.Occurrence,
-        _ => throw new ArgumentOutOfRangeException(nameof(payload)),
+        _ => null,
     };
+
+    private static OccurrenceId LessonOf(LessonEvent payload) => OccurrenceOf(payload) ?? throw new ArgumentOutOfRangeException(nameof(payload));
 
     /// <summary>Keeps the causally maximal facts: events arrive in causal order, so a new fact is never seen by an old one.</summary>
     private static void Advance<TKey>(Dictionary<TKey, List<Fact>> frontiers, TKey key, Fact fact)
